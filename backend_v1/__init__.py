@@ -1,0 +1,1 @@
+"""v1: one model (ResNet-50 by default) behind Flask and gunicorn."""

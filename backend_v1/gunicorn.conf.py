@@ -1,0 +1,23 @@
+"""gunicorn configuration for backend_v1 (and the v3 model services built from it)."""
+
+import os
+
+# Set before the app (and torch) is imported in the master: the master loads the
+# weights but never runs a parallel op, so no thread pool exists before fork.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from classifier.server_config import ServerSettings, gunicorn_options
+
+_server = ServerSettings()
+globals().update(gunicorn_options(_server, preload=True))
+
+
+def post_fork(server, worker):
+    from classifier.inference import configure_threads
+
+    configure_threads(_server.threads_per_worker)
+
+
+def post_worker_init(worker):
+    # Warm up in each worker after the fork, never in the master.
+    worker.wsgi.extensions["model_holder"].warm_up()

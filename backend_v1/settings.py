@@ -1,0 +1,7 @@
+"""backend_v1's settings: the shared serving settings, nothing more (yet)."""
+
+from classifier.settings import ServingSettings
+
+
+class BackendV1Settings(ServingSettings):
+    """MODEL_NAME picks the one model this service serves (v3 runs one per model)."""

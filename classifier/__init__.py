@@ -1,0 +1,1 @@
+"""The shared serving core: image intake, model catalog, inference and Flask glue."""

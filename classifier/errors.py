@@ -1,0 +1,77 @@
+"""The API's error vocabulary: each error knows its HTTP status and a stable code.
+
+Every failure a client can cause is one of these, so a handler in web.py turns
+it into `{"error": {"code", "message"}}` and bad input never becomes a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ApiError(Exception):
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        body.update(self.details)
+        return {"error": body}
+
+
+class BadRequest(ApiError):
+    status, code = 400, "bad_request"
+
+
+class UrlForbidden(ApiError):
+    status, code = 400, "url_forbidden"
+
+
+class UnknownModel(ApiError):
+    status, code = 404, "unknown_model"
+
+
+class PayloadTooLarge(ApiError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedImage(ApiError):
+    status, code = 415, "unsupported_media_type"
+
+
+class UnusableImage(ApiError):
+    status, code = 422, "unusable_image"
+
+
+class UpstreamFailed(ApiError):
+    status, code = 502, "image_host_failed"
+
+
+class NotReady(ApiError):
+    status, code = 503, "not_ready"
+
+
+class ModelUnavailable(ApiError):
+    status, code = 503, "model_unavailable"
+
+
+class UpstreamTimeout(ApiError):
+    status, code = 504, "timeout"
+
+
+# Raised by the v3 gateway only (a model service answers for itself above).
+class ModelBusy(ApiError):
+    """The model already has as many requests in flight as this gateway allows."""
+
+    status, code = 503, "model_busy"
+
+
+class ModelServiceFailed(ApiError):
+    """A model service answered, but not with the API's JSON (a crash page, a proxy error)."""
+
+    status, code = 502, "model_service_failed"

@@ -1,0 +1,83 @@
+"""Inference in three stages, each testable alone: preprocess, forward, top-k."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from PIL import Image
+
+from classifier.models import LoadedModel, imagenet_categories
+
+log = logging.getLogger(__name__)
+MAX_TOP_K = 20
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    index: int
+    probability: float
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def configure_threads(threads: int) -> None:
+    """Give this process an explicit intra-op thread budget (workers x threads <= cores)."""
+    torch.set_num_threads(max(1, threads))
+    log.info("torch uses %d intra-op thread(s) in pid %d", torch.get_num_threads(), os.getpid())
+
+
+class Predictor:
+    """One loaded model and what it takes to run it on PIL images."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.categories = imagenet_categories()
+
+    @property
+    def name(self) -> str:
+        return self.loaded.name
+
+    def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
+        return torch.stack([self.loaded.transform(image) for image in images])
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Class probabilities for a preprocessed batch."""
+        with torch.inference_mode():
+            return self.loaded.module(batch).softmax(dim=-1)
+
+    def top_k(self, probabilities: torch.Tensor, k: int) -> list[list[Prediction]]:
+        k = max(1, min(k, MAX_TOP_K, probabilities.shape[-1]))
+        values, indices = probabilities.topk(k, dim=-1)
+        return [
+            [
+                Prediction(self.categories[i], i, p)
+                for p, i in zip(row_values.tolist(), row_indices.tolist(), strict=True)
+            ]
+            for row_values, row_indices in zip(values, indices, strict=True)
+        ]
+
+    def classify(self, image: Image.Image, top_k: int = 5) -> tuple[list[Prediction], dict]:
+        """Top-k predictions for one image, with the time each stage took (ms)."""
+        started = time.perf_counter()
+        batch = self.preprocess([image])
+        preprocessed = time.perf_counter()
+        probabilities = self.forward(batch)
+        inferred = time.perf_counter()
+        predictions = self.top_k(probabilities, top_k)[0]
+        timing = {
+            "preprocess_ms": round((preprocessed - started) * 1000, 2),
+            "inference_ms": round((inferred - preprocessed) * 1000, 2),
+        }
+        return predictions, timing
+
+    def warm_up(self) -> None:
+        """One forward pass so the first real request does not pay for lazy set-up."""
+        started = time.perf_counter()
+        self.classify(Image.new("RGB", (256, 256), (127, 127, 127)))
+        log.info("%s warmed up in %.0f ms", self.name, (time.perf_counter() - started) * 1000)

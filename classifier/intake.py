@@ -1,0 +1,85 @@
+"""Read a /predict request: a JSON {"url", "model", "top_k"} body or a multipart upload."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from flask import request
+
+from classifier import errors
+from classifier.fetch import FetchLimits, fetch_image_bytes
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """What a /predict call asked for, with the image bytes already in hand."""
+
+    data: bytes
+    source: str  # "upload" or "url"
+    model: str | None
+    top_k: int | None
+    fetch_ms: float = 0.0
+
+
+def read_image_request(limits: FetchLimits) -> ImageRequest:
+    """Parse a JSON {"url", "model", "top_k"} body or a multipart upload in field `image`."""
+    if request.mimetype == "multipart/form-data":
+        return _read_upload()
+    if request.is_json:
+        return _read_json(limits)
+    raise errors.UnsupportedImage(
+        'Send JSON {"url": "https://..."} or a multipart upload in the field \'image\' '
+        f"(Content-Type was {request.mimetype or 'missing'!r})."
+    )
+
+
+def _read_upload() -> ImageRequest:
+    upload = request.files.get("image")
+    if upload is None:
+        raise errors.BadRequest(
+            "The multipart upload has no file in the field 'image'.",
+            fields=sorted(request.files),
+        )
+    return ImageRequest(
+        data=upload.read(),
+        source="upload",
+        model=_optional_str(request.form.get("model"), "model"),
+        top_k=_optional_top_k(request.form.get("top_k")),
+    )
+
+
+def _read_json(limits: FetchLimits) -> ImageRequest:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise errors.BadRequest('The body must be a JSON object such as {"url": "https://..."}.')
+    url = body.get("url")
+    if not isinstance(url, str) or not url.strip():
+        raise errors.BadRequest('The JSON body needs "url": the http(s) address of an image.')
+    model = _optional_str(body.get("model"), "model")
+    top_k = _optional_top_k(body.get("top_k"))
+    started = time.perf_counter()
+    data = fetch_image_bytes(url.strip(), limits)
+    return ImageRequest(data, "url", model, top_k, (time.perf_counter() - started) * 1000)
+
+
+def _optional_str(value, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise errors.BadRequest(f'"{name}" must be a string.')
+    return value.strip()
+
+
+def _optional_top_k(value) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        top_k = int(value)
+        if isinstance(value, bool) or str(top_k) != str(value).strip():
+            raise ValueError
+    except (TypeError, ValueError):
+        raise errors.BadRequest('"top_k" must be a whole number from 1 to 20.') from None
+    if not 1 <= top_k <= 20:
+        raise errors.BadRequest('"top_k" must be a whole number from 1 to 20.')
+    return top_k

@@ -1,0 +1,65 @@
+"""Server-side sessions with flask-session, shared by backend_v2 and the v3 gateway.
+
+The browser's cookie carries only a signed session id; the caller's choices
+live in the store. `cachelib` keeps them in files on this instance (fine for
+one instance, lost and inconsistent once Cloud Run runs two); `redis` keeps
+them in one Redis every instance reaches.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Literal
+
+from flask import Flask
+from flask_session import Session
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SessionSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    session_store: Literal["cachelib", "redis"] = "cachelib"
+    session_dir: str = Field(".flask_session", description="cachelib store folder")
+    session_redis_url: str | None = Field(None, description="redis://host:6379/0")
+    # Without SECRET_KEY each process invents one, so a second worker or
+    # instance could not read the first one's cookie: set it when scaling out.
+    secret_key: str = Field(default_factory=lambda: secrets.token_hex(32))
+    session_lifetime_seconds: int = Field(7 * 24 * 3600, gt=0)
+    session_cookie_secure: bool = False  # True behind https (Cloud Run)
+
+
+def init_sessions(app: Flask, settings: SessionSettings) -> None:
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_PERMANENT=True,
+        SESSION_USE_SIGNER=True,
+        SESSION_KEY_PREFIX="session:",
+        PERMANENT_SESSION_LIFETIME=settings.session_lifetime_seconds,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+    )
+    if settings.session_store == "redis":
+        if not settings.session_redis_url:
+            raise SystemExit(
+                "cannot start: SESSION_STORE=redis needs SESSION_REDIS_URL (redis://host:6379/0)."
+            )
+        from redis import Redis
+
+        app.config.update(
+            SESSION_TYPE="redis", SESSION_REDIS=Redis.from_url(settings.session_redis_url)
+        )
+    else:
+        from cachelib.file import FileSystemCache
+
+        app.config.update(
+            SESSION_TYPE="cachelib",
+            SESSION_CACHELIB=FileSystemCache(
+                settings.session_dir,
+                threshold=10_000,
+                default_timeout=settings.session_lifetime_seconds,
+            ),
+        )
+    Session(app)
