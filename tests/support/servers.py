@@ -66,7 +66,7 @@ def start_service(
     ready_path: str | None = None,
     timeout: float = 90,
 ) -> RunningService:
-    """Start `component` and wait until `ready_path` answers 200 (default: /ready or Streamlit's)."""
+    """Start `component`; wait until `ready_path` answers 200 (default: /ready or Streamlit's)."""
     port = port or free_port()
     full_env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", **(env or {})}
     log_path = log_dir / f"{component}-{port}.log"

@@ -1,0 +1,41 @@
+"""frontend_v1 for real: Streamlit and gunicorn processes, Chromium uploading a photo."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.support.frontend import APP_TIMEOUT_SECONDS, chromium_page
+from tests.support.images import sample_jpeg
+from tests.support.servers import start_service
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+@pytest.fixture
+def frontend_v1(service_log_dir, lite0_backend):
+    service = start_service("frontend_v1", service_log_dir, env={"SERVING_URL": lite0_backend.url})
+    yield service
+    service.stop()
+
+
+def test_a_photo_uploaded_in_chromium_is_classified(frontend_v1):
+    with chromium_page() as page:
+        page.goto(frontend_v1.url)
+        page.get_by_text("serves: efficientnet_lite0").wait_for()
+        page.locator('input[type="file"]').set_input_files(
+            files=[{"name": "chelsea.jpg", "mimeType": "image/jpeg", "buffer": sample_jpeg("cat")}]
+        )
+        page.get_by_text("chelsea.jpg").first.wait_for()
+        classify = page.get_by_role("button", name="Classify")
+        classify.click()
+        # Streamlit streams a run's elements in, so wait for each one it should show.
+        page.locator("h3", has_text=re.compile("cat", re.IGNORECASE)).wait_for()
+        ms = re.compile(r"^\d+ ms$")
+        expect(page.get_by_test_id("stMetricValue")).to_have_text(
+            ["efficientnet_lite0", ms, ms], timeout=APP_TIMEOUT_SECONDS * 1000
+        )
+        assert page.locator('[data-testid="stAlert"]').count() == 0
+    assert frontend_v1.alive()

@@ -1,0 +1,72 @@
+"""Frontend test helpers (both frontends, the gateway): AppTest, a hanging backend, a browser."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+from werkzeug import Request, Response
+
+from tests.support.servers import REPO_ROOT
+
+# Real predictions on a 2-core machine shared with other tests can take seconds.
+APP_TIMEOUT_SECONDS = 90
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def app_test(component: str) -> AppTest:
+    """A fresh AppTest of `<component>/app.py` with empty Streamlit caches."""
+    st.cache_data.clear()
+    return AppTest.from_file(
+        str(REPO_ROOT / component / "app.py"), default_timeout=APP_TIMEOUT_SECONDS
+    )
+
+
+def texts(elements) -> list[str]:
+    return [str(element.value) for element in elements]
+
+
+def upload(at: AppTest, filename: str, data: bytes, mime: str = "image/jpeg") -> AppTest:
+    at.file_uploader[0].set_value((filename, data, mime))
+    return at.run()
+
+
+class HangingPredict:
+    """A /predict handler that answers only when released: a backend slower than the client."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.calls = 0
+
+    def __call__(self, request: Request) -> Response:
+        self.calls += 1
+        self.release.wait(10)
+        return Response('{"model": "late"}', content_type="application/json")
+
+
+@contextlib.contextmanager
+def chromium_page() -> Iterator:
+    """A Playwright page in Debian's Chromium (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(APP_TIMEOUT_SECONDS * 1000)
+            yield page
+        finally:
+            browser.close()
