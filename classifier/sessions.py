@@ -9,6 +9,7 @@ them in one Redis every instance reaches.
 from __future__ import annotations
 
 import secrets
+import warnings
 from typing import Literal
 
 from flask import Flask
@@ -62,4 +63,8 @@ def init_sessions(app: Flask, settings: SessionSettings) -> None:
                 default_timeout=settings.session_lifetime_seconds,
             ),
         )
-    Session(app)
+    with warnings.catch_warnings():
+        # flask-session 0.8 deprecates signing (its ids are already 256-bit random);
+        # we keep the signature so a forged or tampered cookie is refused outright.
+        warnings.filterwarnings("ignore", "The 'use_signer' option", DeprecationWarning)
+        Session(app)

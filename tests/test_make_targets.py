@@ -33,7 +33,8 @@ def test_serve_without_a_known_service_explains_usage():
 def test_run_with_an_unknown_version_lists_the_known_ones():
     result = make("run", "VERSION=v9")
     assert result.returncode != 0
-    assert "unknown VERSION=v9" in result.stderr and "v1" in result.stderr
+    assert "unknown VERSION=v9" in result.stderr
+    assert "v1" in result.stderr
 
 
 def wait_for(url, deadline):
@@ -74,7 +75,7 @@ def test_make_run_starts_v1_and_ctrl_c_stops_everything(tmp_path):
         assert len(children) >= 3  # honcho, gunicorn master and worker, streamlit
         os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
         run.wait(30)
-        gone, alive = psutil.wait_procs(children, timeout=20)
+        _gone, alive = psutil.wait_procs(children, timeout=20)
         assert not alive, [p.info for p in alive]
     finally:
         if run.poll() is None:

@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
         print(f"  {component:<14} http://127.0.0.1:{port}   ({role})")
     sys.stdout.flush()
     honcho = str(Path(sys.executable).with_name("honcho"))
-    os.execve(honcho, [honcho, "-f", str(procfile), "start"], env)
+    os.execve(honcho, [honcho, "-f", str(procfile), "start"], env)  # noqa: S606 - honcho replaces us
     return 0  # not reached
 
 

@@ -39,7 +39,8 @@ def test_not_ready_until_warmed_up(resnet18_weights):
 def test_models_lists_the_served_model(client):
     (entry,) = client.get("/models").get_json()["models"]
     assert entry["name"] == "resnet18"
-    assert entry["available"] is True and entry["default"] is True
+    assert entry["available"] is True
+    assert entry["default"] is True
     assert entry["parameters"] == 11_689_512
     assert entry["description"]
 
@@ -140,11 +141,12 @@ def test_random_weights_are_flagged_in_models_and_predictions():
     app.extensions["model_holder"].warm_up()
     client = app.test_client()
     (entry,) = client.get("/models").get_json()["models"]
-    assert entry["weights"] == "random" and "untrained" in entry["warning"]
+    assert entry["weights"] == "random"
+    assert "untrained" in entry["warning"]
     assert "untrained" in upload(client, sample_jpeg("cat")).get_json()["warning"]
 
 
 def test_missing_weights_stop_start_up_with_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.raises(SystemExit, match="classifier.prefetch"):
+    with pytest.raises(SystemExit, match=r"classifier\.prefetch"):
         create_app(BackendV1Settings(model_name="resnet50", model_weights="default"))

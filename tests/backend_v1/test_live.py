@@ -8,10 +8,10 @@ import torch
 import torchvision
 from PIL import Image
 
+from tests.classifier.test_fetch import LOOPBACK_SPELLINGS
 from tests.support.images import encode, sample_jpeg, sample_photo
 from tests.support.listener import ConnectionCounter
 from tests.support.servers import start_service
-from tests.classifier.test_fetch import LOOPBACK_SPELLINGS
 
 pytestmark = pytest.mark.slow
 
@@ -34,9 +34,7 @@ def strict_backend(service_log_dir, resnet18_weights):
 
 
 def post_upload(url, data, filename="photo.jpg", **form):
-    return requests.post(
-        url + "/predict", files={"image": (filename, data)}, data=form, timeout=60
-    )
+    return requests.post(url + "/predict", files={"image": (filename, data)}, data=form, timeout=60)
 
 
 def reference_top5(weights_file, image):
@@ -65,7 +63,10 @@ def test_live_top5_equals_in_process_reference(strict_backend, resnet18_weights,
 
 @pytest.mark.parametrize(
     ("photo", "accepted"),
-    [("cat", {"tabby", "tiger cat", "Egyptian cat"}), ("coffee", {"espresso", "cup", "coffee mug"})],
+    [
+        ("cat", {"tabby", "tiger cat", "Egyptian cat"}),
+        ("coffee", {"espresso", "cup", "coffee mug"}),
+    ],
 )
 def test_real_weights_recognise_real_photos(lite0_backend, photo, accepted):
     body = post_upload(lite0_backend.url, sample_jpeg(photo)).json()

@@ -33,9 +33,8 @@ LOOPBACK_SPELLINGS = [
 
 @pytest.mark.parametrize("template", LOOPBACK_SPELLINGS)
 def test_loopback_spellings_never_connect(template):
-    with ConnectionCounter() as listener:
-        with pytest.raises(errors.UrlForbidden) as caught:
-            fetch_image_bytes(template.format(port=listener.port), STRICT)
+    with ConnectionCounter() as listener, pytest.raises(errors.UrlForbidden) as caught:
+        fetch_image_bytes(template.format(port=listener.port), STRICT)
     assert listener.connections == 0
     assert caught.value.status == 400
     assert "upload the file" in caught.value.message
@@ -46,9 +45,8 @@ def test_loopback_spellings_never_connect(template):
     ["http://0.0.0.0:{port}/x", "http://[::ffff:127.0.0.1]:{port}/x", "http://[::]:{port}/x"],
 )
 def test_unspecified_and_mapped_refused_even_with_loopback_allowed(template):
-    with ConnectionCounter() as listener:
-        with pytest.raises(errors.UrlForbidden):
-            fetch_image_bytes(template.format(port=listener.port), LOOPBACK_OK)
+    with ConnectionCounter() as listener, pytest.raises(errors.UrlForbidden):
+        fetch_image_bytes(template.format(port=listener.port), LOOPBACK_OK)
     assert listener.connections == 0
 
 

@@ -12,7 +12,8 @@ from tests.support.images import encode, sample_jpeg
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF"])
 def test_allowed_formats_decode_to_rgb(fmt):
     image = decode_image(encode(Image.new("RGB", (64, 32), (200, 30, 30)), fmt))
-    assert image.mode == "RGB" and image.size == (64, 32)
+    assert image.mode == "RGB"
+    assert image.size == (64, 32)
 
 
 @pytest.mark.parametrize("fmt", ["TIFF", "ICO", "PPM", "TGA"])
@@ -40,7 +41,8 @@ def test_transparent_pixels_become_white():
 def test_sixteen_bit_keeps_its_range():
     ramp = (np.arange(256, dtype=np.uint16) * 257).reshape(16, 16)
     image = decode_image(encode(Image.fromarray(ramp), "PNG"))
-    assert image.getpixel((0, 0))[0] == 0 and image.getpixel((15, 15))[0] == 255
+    assert image.getpixel((0, 0))[0] == 0
+    assert image.getpixel((15, 15))[0] == 255
 
 
 def test_gif_first_frame():

@@ -75,7 +75,10 @@ def test_thread_budget_is_applied():
 
 @pytest.mark.parametrize(
     ("photo", "accepted"),
-    [("cat", {"tabby", "tiger cat", "Egyptian cat"}), ("coffee", {"espresso", "cup", "coffee mug"})],
+    [
+        ("cat", {"tabby", "tiger cat", "Egyptian cat"}),
+        ("coffee", {"espresso", "cup", "coffee mug"}),
+    ],
 )
 def test_packaged_model_recognises_real_photos(photo, accepted):
     lite0 = Predictor(load_model("efficientnet_lite0", WeightsSource.parse("default")))

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Deploy the v3 gateway (reference solution), routing to the model services
+# that deploy_models_v3.sh deployed. Their URLs come from Cloud Run itself,
+# so a redeployed model is always the one routed to.
+# Usage, from any folder, after submit_build_v3_gateway.sh and deploy_models_v3.sh:
+#   bash solution/v3/deploy_gateway_v3.sh
+set -euo pipefail
+region="northamerica-northeast1"
+repository="${REPOSITORY:-ml-deploy}"
+project="$(gcloud config get-value project 2>/dev/null)"
+if [[ -z "$project" || "$project" == "(unset)" ]]; then
+  echo "No Google Cloud project is set: run  gcloud config set project YOUR_PROJECT_ID" >&2
+  exit 1
+fi
+registry="$region-docker.pkg.dev/$project/$repository"
+# One Cloud Run service per model, named model-<name with dashes> (service
+# names take no underscores): efficientnet_lite0 -> model-efficientnet-lite0.
+read -r -a models <<< "${MODELS:-efficientnet_lite0 resnet18}"
+
+# The https URL Cloud Run gave a deployed service, or a clear stop.
+service_url() {
+  local url
+  url="$(gcloud run services describe "$1" --region="$region" --format='value(status.url)')"
+  if [[ -z "$url" ]]; then
+    echo "$1 has no URL yet: $2" >&2
+    exit 1
+  fi
+  echo "$url"
+}
+
+routes=()
+for model in "${models[@]}"; do
+  url="$(service_url "model-${model//_/-}" "run deploy_models_v3.sh first")"
+  routes+=("$model=$url")
+done
+model_services="$(IFS=,; echo "${routes[*]}")"
+
+# gcloud splits --set-env-vars at commas, and MODEL_SERVICES holds commas:
+# the leading ^;^ makes ';' the separator instead (see `gcloud topic escaping`).
+# The first model listed is the default. Each user's model choice lives in a
+# server-side session on the instance: session affinity brings a user back
+# to it (SESSION_STORE=redis shares sessions between instances instead).
+gcloud run deploy v3-gateway \
+  --image="$registry/v3-gateway:latest" \
+  --region="$region" \
+  --port=8080 \
+  --memory=512Mi \
+  --cpu=1 \
+  --max-instances=3 \
+  --concurrency=32 \
+  --timeout=120 \
+  --session-affinity \
+  --allow-unauthenticated \
+  --set-env-vars="^;^MODEL_SERVICES=$model_services;SESSION_COOKIE_SECURE=true"

@@ -1,0 +1,131 @@
+"""The inference scheduler: same answers as one-by-one, cores never oversubscribed."""
+
+import threading
+import time
+
+import pytest
+import torch
+import torchvision
+
+from classifier.batching import BatchedPredictor, BatchScheduler
+from classifier.inference import Predictor
+from classifier.models import WeightsSource, load_model
+from tests.support.images import sample_photo
+
+
+class RecordingForward:
+    """A real (tiny) forward pass that records each call's batch size and thread count."""
+
+    def __init__(self, seconds: float = 0.02) -> None:
+        self.seconds = seconds
+        self.calls: list[tuple[int, int]] = []
+        self.threads_now = 0
+        self.most_threads = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        threads = torch.get_num_threads()  # this engine thread's own intra-op budget
+        with self._lock:
+            self.calls.append((batch.shape[0], threads))
+            self.threads_now += threads
+            self.most_threads = max(self.most_threads, self.threads_now)
+        time.sleep(self.seconds)
+        with self._lock:
+            self.threads_now -= threads
+        return batch * 2
+
+
+def run_concurrently(scheduler, values):
+    results = {}
+
+    def one(value):
+        results[value] = scheduler.run(lambda: torch.full((3,), float(value)))
+
+    threads = [threading.Thread(target=one, args=(v,)) for v in values]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+def test_a_lone_request_gets_every_core():
+    forward = RecordingForward()
+    scheduler = BatchScheduler(forward, cores=2, max_batch=4)
+    outcome = scheduler.run(lambda: torch.ones(3))
+    assert torch.equal(outcome.row, torch.full((3,), 2.0))
+    assert forward.calls == [(1, 2)]
+    assert (outcome.batch_size, outcome.threads) == (1, 2)
+
+
+def test_concurrent_requests_are_batched_one_core_per_engine():
+    forward = RecordingForward(seconds=0.05)
+    scheduler = BatchScheduler(forward, cores=2, max_batch=4)
+    results = run_concurrently(scheduler, range(12))
+    for value, outcome in results.items():
+        assert torch.equal(outcome.row, torch.full((3,), 2.0 * value))
+    assert max(size for size, _ in forward.calls) > 1
+    assert all(size <= 4 for size, _ in forward.calls)
+    assert sum(size for size, _ in forward.calls) == 12
+    assert forward.most_threads <= 2
+
+
+def test_an_error_reaches_the_request_and_the_engine_survives():
+    calls = []
+
+    def fails_once(batch):
+        calls.append(batch.shape[0])
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return batch * 2
+
+    scheduler = BatchScheduler(fails_once, cores=1, max_batch=4)
+    with pytest.raises(RuntimeError, match="boom"):
+        scheduler.run(lambda: torch.ones(3))
+    assert torch.equal(scheduler.run(lambda: torch.ones(3)).row, torch.full((3,), 2.0))
+
+
+def test_a_failed_preprocessing_does_not_block_the_others():
+    scheduler = BatchScheduler(RecordingForward(0), cores=2, max_batch=4)
+
+    def broken():
+        raise ValueError("bad image")
+
+    with pytest.raises(ValueError, match="bad image"):
+        scheduler.run(broken)
+    assert scheduler.run(lambda: torch.ones(3)).batch_size == 1
+
+
+@pytest.fixture(scope="module")
+def resnet18_file(tmp_path_factory):
+    torch.manual_seed(7)
+    path = tmp_path_factory.mktemp("weights") / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    return path
+
+
+@pytest.mark.slow
+def test_batched_channels_last_predictions_equal_plain_ones(resnet18_file):
+    source = WeightsSource.parse(str(resnet18_file))
+    plain = Predictor(load_model("resnet18", source))
+    fast = Predictor(load_model("resnet18", source), channels_last=True)
+    batched = BatchedPredictor(fast, BatchScheduler(fast.forward, cores=2, max_batch=4))
+    batched.warm_up()
+    photos = ["cat", "coffee", "rocket"] * 2
+    outcomes = {}
+
+    def classify(index):
+        outcomes[index] = batched.classify(sample_photo(photos[index]), top_k=5)
+
+    threads = [threading.Thread(target=classify, args=(i,)) for i in range(len(photos))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for index, photo in enumerate(photos):
+        expected, _ = plain.classify(sample_photo(photo), top_k=5)
+        got, timing = outcomes[index]
+        assert [p.index for p in got] == [p.index for p in expected]
+        for mine, reference in zip(got, expected, strict=True):
+            assert mine.probability == pytest.approx(reference.probability, abs=1e-5)
+        assert {"preprocess_ms", "queue_ms", "inference_ms"} == set(timing)

@@ -1,0 +1,198 @@
+"""v3 gateway: backend_v2's public API in front of one model service per model.
+
+Each model runs as its own service (backend_v1 with MODEL_NAME set), so each
+scales, fails and deploys on its own. The gateway routes by model name, keeps
+each caller's chosen model in a server-side session as v2 does, and never
+imports torch: it passes request bodies through without decoding them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, session
+from pydantic import ValidationError
+
+from classifier import errors
+from classifier.sessions import SessionSettings, init_sessions
+from classifier.web import (
+    configure_logging,
+    error_response,
+    health_blueprint,
+    register_error_handlers,
+)
+from v3_gateway.availability import Availability
+from v3_gateway.incoming import Incoming, read_incoming
+from v3_gateway.settings import GatewayServerSettings, GatewaySettings
+from v3_gateway.upstream import Deadline, ModelClient, Reply, SessionPerProcess
+
+log = logging.getLogger(__name__)
+SESSION_KEY = "model"
+
+
+def load_settings() -> GatewaySettings:
+    try:
+        return GatewaySettings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            str(error["msg"]).removeprefix("Value error, ") for error in exc.errors()
+        )
+        raise SystemExit(f"cannot start the v3 gateway: {problems}") from None
+
+
+def create_app(
+    settings: GatewaySettings | None = None, session_settings: SessionSettings | None = None
+) -> Flask:
+    settings = settings or load_settings()
+    configure_logging()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+    # As in backend_v2: write a session back only when it changed, so a slow
+    # /predict that read the old choice cannot overwrite a PUT /model made meanwhile.
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = False
+    app.json.sort_keys = False
+    init_sessions(app, session_settings or SessionSettings())
+    register_error_handlers(app)
+
+    threads = GatewayServerSettings().gunicorn_threads
+    sessions = SessionPerProcess(pool_size=threads, pools=len(settings.routes))
+    clients = {
+        name: ModelClient(route, settings, sessions) for name, route in settings.routes.items()
+    }
+    availability = Availability(clients, settings.probe_cache_seconds)
+    app.extensions["v3_gateway"] = {"clients": clients, "availability": availability}
+    if len(clients) > 1 and settings.max_in_flight_per_model >= threads:
+        log.warning(
+            "MAX_IN_FLIGHT_PER_MODEL=%d is not below GUNICORN_THREADS=%d: "
+            "one slow model can occupy every thread",
+            settings.max_in_flight_per_model,
+            threads,
+        )
+
+    def default_not_ready() -> str | None:
+        status = availability.status(settings.default)
+        return None if status.available else f"default model {settings.default}: {status.reason}"
+
+    app.register_blueprint(health_blueprint(default_not_ready))
+
+    def client_for(name: str) -> ModelClient:
+        client = clients.get(name)
+        if client is None:
+            raise errors.UnknownModel(
+                f"Unknown model {name!r}. Models available here: {', '.join(clients)}.",
+                available=list(clients),
+            )
+        return client
+
+    def session_choice() -> str | None:
+        """The caller's PUT /model choice, if it is still a routed model."""
+        chosen = session.get(SESSION_KEY)
+        return chosen if chosen in clients else None
+
+    def session_model() -> str:
+        return session_choice() or settings.default
+
+    def choice_body(name: str, selected_by: str) -> dict:
+        """backend_v2's answer to GET/PUT/DELETE /model."""
+        return {"model": name, "selected_by": selected_by, "default": settings.default}
+
+    def forward(name: str, incoming: Incoming) -> Response:
+        client = client_for(name)
+        reply = client.predict(
+            incoming.for_model(name).body,
+            incoming.content_type,
+            Deadline(settings.upstream_deadline),
+        )
+        return relay(client, reply)
+
+    @app.errorhandler(errors.ModelUnavailable)
+    @app.errorhandler(errors.ModelBusy)
+    def _retry_later(exc: errors.ApiError):
+        response = error_response(exc.code, exc.message, exc.status, **exc.details)
+        if "retry_after_seconds" in exc.details:
+            response.headers["Retry-After"] = str(exc.details["retry_after_seconds"])
+        return response
+
+    @app.get("/models")
+    def models():
+        selected = session_model()
+        listed = []
+        for status in availability.all_statuses():
+            entry = {
+                **status.entry,
+                "name": status.name,
+                "available": status.available,
+                "default": status.name == settings.default,
+                "selected": status.name == selected,  # what this caller's /predict uses
+                "circuit": clients[status.name].breaker.state,
+            }
+            if status.reason:
+                entry["reason"] = status.reason
+            listed.append(entry)
+        return {"models": listed, "default": settings.default, "selected": selected}
+
+    @app.post("/predict")
+    def predict():
+        incoming = read_incoming()
+        return forward(incoming.model or session_model(), incoming)
+
+    @app.post("/model/<name>/predict")
+    def predict_with(name: str):
+        incoming = read_incoming()
+        if incoming.model not in (None, name):
+            raise errors.BadRequest(
+                f"The path names model {name!r} but the body names {incoming.model!r}; "
+                "drop one or make them agree."
+            )
+        return forward(name, incoming)
+
+    @app.put("/model/<name>")
+    def choose_model(name: str):
+        client_for(name)
+        status = availability.status(name)
+        if not status.available:
+            raise errors.ModelUnavailable(
+                f"Model {name!r} is unavailable ({status.reason}); your choice is unchanged.",
+                model=name,
+                available=[other.name for other in availability.all_statuses() if other.available],
+            )
+        session[SESSION_KEY] = name
+        return choice_body(name, "session")
+
+    @app.get("/model")
+    def current_model():
+        chosen = session_choice()
+        if chosen:
+            return choice_body(chosen, "session")
+        return choice_body(settings.default, "service_default")
+
+    @app.delete("/model")
+    def forget_model():
+        session.pop(SESSION_KEY, None)
+        return choice_body(settings.default, "service_default")
+
+    log.info(
+        "v3 gateway routes %s (default %s)",
+        {name: route.url for name, route in settings.routes.items()},
+        settings.default,
+    )
+    return app
+
+
+def relay(client: ModelClient, reply: Reply) -> Response:
+    """The model service's answer, as it sent it, if it is the API's JSON."""
+    if not reply.is_api_json():
+        hint = ""
+        if reply.status in (401, 403):
+            hint = (
+                " The service refused the gateway: deploy it with --allow-unauthenticated "
+                "or let the gateway's service account invoke it."
+            )
+        raise errors.ModelServiceFailed(
+            f"Model {client.name!r} answered HTTP {reply.status} without the API's JSON.{hint}",
+            model=client.name,
+            upstream_status=reply.status,
+        )
+    response = Response(reply.body, status=reply.status, content_type=reply.content_type)
+    response.headers["Server-Timing"] = f"upstream;dur={reply.elapsed_ms:.1f}"
+    return response

@@ -1,0 +1,13 @@
+"""gunicorn configuration for the v3 gateway.
+
+Preloaded: the app is made once in the master, so every worker shares one
+SECRET_KEY (when none is set, each process would invent its own and reject
+the session cookies the others signed). Nothing in the master opens a socket
+to a model service: each worker makes its own pooled session after the fork
+(v3_gateway/upstream.py says why).
+"""
+
+from classifier.server_config import gunicorn_options
+from v3_gateway.settings import GatewayServerSettings
+
+globals().update(gunicorn_options(GatewayServerSettings(), preload=True))
