@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Deploy backend v1 to Cloud Run (reference solution).
+# Usage, from any folder, after submit_build_backend_v1.sh:
+#   bash solution/deploy_backend_v1.sh
+set -euo pipefail
+
+region="northamerica-northeast1"
+repository="${REPOSITORY:-ml-deploy}"
+project="$(gcloud config get-value project 2>/dev/null)"
+if [[ -z "$project" || "$project" == "(unset)" ]]; then
+  echo "No Google Cloud project is set: run  gcloud config set project your-project-id" >&2
+  exit 1
+fi
+# The image cloudbuild_backend_v1.yaml pushed.
+image="$region-docker.pkg.dev/$project/$repository/backend-v1:latest"
+
+# Service names take lowercase letters, digits and dashes (no underscores).
+# The image listens on $PORT; Cloud Run sets it from --port (PORT itself is
+# reserved and cannot be passed with --set-env-vars). torch and ResNet-50 fit
+# in 2 GiB; startup CPU boost shortens the model load of a cold start.
+gcloud run deploy backend-v1 \
+  --image="$image" \
+  --region="$region" \
+  --port=8080 \
+  --memory=2Gi \
+  --cpu=2 \
+  --cpu-boost \
+  --max-instances=3 \
+  --allow-unauthenticated \
+  --set-env-vars="MODEL_NAME=resnet50"
