@@ -17,16 +17,12 @@ from autograder.script_runner import run_script
 from tests.deployment import kit
 
 HEADING = "## Deploying to Google Cloud"
-SECTION_FILE = kit.REPO_ROOT / "deployment" / "README_DEPLOY_SECTION.md"
 FENCE = re.compile(r"^ *```bash\n(.*?)^ *```", re.S | re.M)
 
 
 def deployment_section() -> str:
-    """The section in README.md once merged there, else the file it is written in."""
-    readme = kit.REPO_ROOT / "README.md"
-    text = readme.read_text() if readme.is_file() else ""
-    if HEADING not in text:
-        text = SECTION_FILE.read_text()
+    """The README's deployment walkthrough, up to the next top-level section."""
+    text = (kit.REPO_ROOT / "README.md").read_text()
     start = text.index(HEADING)
     end = text.find("\n## ", start + len(HEADING))
     return text[start : end if end != -1 else None]
