@@ -57,6 +57,10 @@ class RunningService:
                 self.process.wait(5)
 
 
+class PortTaken(RuntimeError):
+    """The free port we picked was taken by another process before the service bound it."""
+
+
 def start_service(
     component: str,
     log_dir: Path,
@@ -66,8 +70,21 @@ def start_service(
     ready_path: str | None = None,
     timeout: float = 90,
 ) -> RunningService:
-    """Start `component`; wait until `ready_path` answers 200 (default: /ready or Streamlit's)."""
-    port = port or free_port()
+    """Start `component`; wait until `ready_path` answers 200 (default: /ready or Streamlit's).
+
+    A port picked here can be taken by a parallel test before the service binds
+    it; then we pick another (an explicit `port` is used as given).
+    """
+    for _attempt in range(3):
+        try:
+            return _start_once(component, log_dir, env, port or free_port(), ready_path, timeout)
+        except PortTaken:
+            if port:
+                raise
+    raise RuntimeError(f"{component}: three free ports in a row were taken")
+
+
+def _start_once(component, log_dir, env, port, ready_path, timeout) -> RunningService:
     full_env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", **(env or {})}
     log_path = log_dir / f"{component}-{port}.log"
     with log_path.open("wb") as log_file:
@@ -83,6 +100,14 @@ def start_service(
     path = ready_path or (STREAMLIT_HEALTH if component.startswith("frontend") else "/ready")
     try:
         wait_until_ok(service, path, timeout)
+    except RuntimeError:
+        service.stop()
+        if any(
+            sign in service.log()
+            for sign in ("Address already in use", "Connection in use", "is already in use")
+        ):
+            raise PortTaken(port) from None
+        raise
     except BaseException:
         service.stop()
         raise
