@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -249,9 +250,11 @@ def _load_state_dict(module: nn.Module, path: Path, name: str) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         module.load_state_dict(state)
-    except (RuntimeError, OSError, KeyError, ValueError) as exc:
+    # Not a torch file at all (garbage or empty) raises UnpicklingError or EOFError.
+    except (RuntimeError, OSError, KeyError, ValueError, pickle.UnpicklingError, EOFError) as exc:
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise errors.ModelUnavailable(
-            f"The weights file {path} does not fit {name}: {str(exc).splitlines()[0]}. "
+            f"The weights file {path} does not fit {name}: {first_line}. "
             f"It must be a state dict saved from torchvision's {name} "
             "(torch.save(model.state_dict(), path)).",
             model=name,

@@ -8,7 +8,9 @@ them in one Redis every instance reaches.
 
 from __future__ import annotations
 
+import os
 import secrets
+import tempfile
 import warnings
 from typing import Literal
 
@@ -22,7 +24,11 @@ class SessionSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
     session_store: Literal["cachelib", "redis"] = "cachelib"
-    session_dir: str = Field(".flask_session", description="cachelib store folder")
+    # A temporary folder: writable by the images' unprivileged user, and on Cloud
+    # Run (whose disk is memory) gone with the instance, like any local session.
+    session_dir: str = Field(
+        os.path.join(tempfile.gettempdir(), "flask-sessions"), description="cachelib store folder"
+    )
     session_redis_url: str | None = Field(None, description="redis://host:6379/0")
     # Without SECRET_KEY each process invents one, so a second worker or
     # instance could not read the first one's cookie: set it when scaling out.

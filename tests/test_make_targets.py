@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from tests.support.servers import REPO_ROOT, STREAMLIT_HEALTH, free_port
+from tools.run import services
 
 
 def make(*args, env=None, timeout=60):
@@ -49,18 +50,18 @@ def wait_for(url, deadline):
 
 
 @pytest.mark.slow
-def test_make_run_starts_v1_and_ctrl_c_stops_everything(tmp_path):
-    backend_port, frontend_port = free_port(), free_port()
+@pytest.mark.parametrize("version", ["v1", "v2", "v3"])
+def test_make_run_starts_every_service_and_ctrl_c_stops_them(tmp_path, version):
+    procfile = REPO_ROOT / "procfiles" / version
+    ports = {var: str(free_port()) for _, var, _ in services(procfile, {})}
+    expected = services(procfile, ports)
+    assert len(expected) >= (4 if version == "v3" else 2)
     log = (tmp_path / "run.log").open("w+")
-    env = {
-        **os.environ,
-        "BACKEND_PORT": str(backend_port),
-        "FRONTEND_PORT": str(frontend_port),
-        "MODEL_NAME": "efficientnet_lite0",
-        "WEB_CONCURRENCY": "1",
-    }
+    env = {**os.environ, **ports, "MODEL_NAME": "efficientnet_lite0", "WEB_CONCURRENCY": "1"}
+    if version == "v3":
+        env.pop("MODEL_NAME")  # each model service names its own
     run = subprocess.Popen(
-        ["make", "--no-print-directory", "run"],
+        ["make", "--no-print-directory", "run", f"VERSION={version}"],
         cwd=REPO_ROOT,
         env=env,
         stdout=log,
@@ -68,19 +69,20 @@ def test_make_run_starts_v1_and_ctrl_c_stops_everything(tmp_path):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        assert wait_for(f"http://127.0.0.1:{backend_port}/ready", deadline)
-        assert wait_for(f"http://127.0.0.1:{frontend_port}{STREAMLIT_HEALTH}", deadline)
+        deadline = time.monotonic() + 180
+        for component, _, port in expected:
+            path = STREAMLIT_HEALTH if component.startswith("frontend") else "/ready"
+            assert wait_for(f"http://127.0.0.1:{port}{path}", deadline), component
         children = psutil.Process(run.pid).children(recursive=True)
-        assert len(children) >= 3  # honcho, gunicorn master and worker, streamlit
+        assert len(children) >= len(expected) + 1  # honcho and every service's processes
         os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
-        run.wait(30)
-        _gone, alive = psutil.wait_procs(children, timeout=20)
-        assert not alive, [p.info for p in alive]
+        run.wait(60)
+        _gone, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, [p.name() for p in alive]
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
     log.seek(0)
     output = log.read()
-    assert f"http://127.0.0.1:{backend_port}" in output
-    assert f"http://127.0.0.1:{frontend_port}" in output
+    for _, _, port in expected:
+        assert f"http://127.0.0.1:{port}" in output

@@ -18,13 +18,14 @@ PROCFILES = REPO_ROOT / "procfiles"
 _SERVE = re.compile(r"SERVICE=(?P<service>\w+) PORT=\$\{(?P<var>\w+):-(?P<default>\d+)\}")
 
 
-def services(procfile: Path, env: dict) -> list[tuple[str, int]]:
-    """(component, port) of each `make serve` line, in order, as the shell will expand it."""
+def services(procfile: Path, env: dict) -> list[tuple[str, str, int]]:
+    """(component, port variable, port) of each `make serve` line, as the shell expands it."""
     found = []
     for line in procfile.read_text().splitlines():
         match = _SERVE.search(line)
         if match and not line.lstrip().startswith("#"):
-            found.append((match["service"], int(env.get(match["var"]) or match["default"])))
+            port = int(env.get(match["var"]) or match["default"])
+            found.append((match["service"], match["var"], port))
     return found
 
 
@@ -57,7 +58,7 @@ def main(argv: list[str]) -> int:
             "(needs network),\n      or try untrained weights with `make run MODEL_WEIGHTS=random`."
         )
     print(f"Starting {version}; Ctrl-C stops everything.")
-    for component, port in services(procfile, env):
+    for component, _var, port in services(procfile, env):
         role = "open this in a browser" if component.startswith("frontend") else "API"
         print(f"  {component:<14} http://127.0.0.1:{port}   ({role})")
     sys.stdout.flush()

@@ -1,0 +1,75 @@
+"""A throwaway Redis server from Debian's redis-server package, on loopback only."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from tests.support.servers import free_port
+
+REDIS_SERVER = "redis-server"
+
+
+@dataclass
+class RedisServer:
+    process: subprocess.Popen
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def start_redis(work_dir: Path, timeout: float = 20) -> RedisServer:
+    """Start redis-server on a free 127.0.0.1 port with no persistence; wait until it answers."""
+    binary = shutil.which(REDIS_SERVER)
+    if binary is None:
+        raise RuntimeError(
+            "redis-server is not installed; the session store tests need Debian's package: "
+            "`apt-get install redis-server` (the tests start and stop it themselves)."
+        )
+    port = free_port()
+    log_path = work_dir / f"redis-{port}.log"
+    options = {
+        "--bind": "127.0.0.1",
+        "--port": str(port),
+        "--save": "",  # no snapshots and no append-only file: nothing on disk
+        "--appendonly": "no",
+        "--dir": str(work_dir),
+        "--logfile": str(log_path),
+    }
+    process = subprocess.Popen(
+        [binary, *(part for pair in options.items() for part in pair)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    server = RedisServer(process, port, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"redis-server exited early:\n{log_path.read_text()[-2000:]}")
+        try:
+            if server.client().ping():
+                return server
+        except redis.ConnectionError:
+            time.sleep(0.1)
+    server.stop()
+    raise TimeoutError(f"redis-server did not answer in {timeout}s")
