@@ -38,7 +38,7 @@ def processes(env: dict) -> dict[str, dict[str, str]]:
 
 def test_every_process_runs_through_make_serve():
     env = {}
-    assert [c for c, _ in services(PROCFILE, env)] == [
+    assert [c for c, _, _ in services(PROCFILE, env)] == [
         "backend_v1",
         "backend_v1",
         "v3_gateway",
@@ -52,9 +52,9 @@ def test_every_process_runs_through_make_serve():
 def test_gateway_routes_to_the_model_services_and_the_frontend_to_the_gateway():
     for env in ({}, {"LITE0_PORT": "9001", "RESNET18_PORT": "9002", "GATEWAY_PORT": "9000"}):
         started = services(PROCFILE, env)
-        gateway_port = next(port for component, port in started if component == "v3_gateway")
+        gateway_port = next(port for component, _, port in started if component == "v3_gateway")
         found = processes(env)
-        model_ports = [port for component, port in started if component == "backend_v1"]
+        model_ports = [port for component, _, port in started if component == "backend_v1"]
         names = [found[p]["MODEL_NAME"] for p in found if p.startswith("model_")]
         assert names == ["efficientnet_lite0", "resnet18"]
         routes = GatewaySettings(model_services=found["gateway"]["MODEL_SERVICES"]).routes
