@@ -49,5 +49,16 @@ format: setup  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+grade: setup  ## grade a submission: make grade [SUBMISSION=path] [GRADE_ARGS=--live]
+	$(BIN)/python -m pytest autograder $(if $(SUBMISSION),--submission $(SUBMISSION)) $(GRADE_ARGS)
+
+handout: setup  ## build the student release and the Gradescope zip into build/
+	$(BIN)/python -m tools.handout --out build
+
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# ---- benchmarks (issue 8; bench/README_PERF.md) ------------------------------
+bench: setup  ## benchmark backend_v1 against the limit, the original kit and LitServe (<= 10 min)
+	$(UV) pip install --quiet --python $(BIN)/python -r requirements/bench.txt
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench $(BENCH_ARGS)

@@ -1,0 +1,181 @@
+"""Checks every student file goes through first: present, and not the template."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from autograder import assignment
+from autograder.context import GradingContext, bash_syntax_error
+from autograder.feedback import CheckFailed
+from autograder.script_runner import RecordedCall, ScriptRun
+
+
+def filled_in(ctx: GradingContext, logical: str) -> str:
+    """The file's text, once it is neither the untouched template nor has placeholders left."""
+    text = ctx.text(logical)
+    template = ctx.template_text(logical)
+    if template is not None and text.strip() == template.strip():
+        raise CheckFailed(
+            what="this is still the untouched template",
+            expected=f"your own {logical}, completed from the template",
+            found="the template, unchanged",
+            fix="replace every FILL-ME in the file (the comments say what goes there)",
+            where=logical,
+        )
+    left = assignment.find_placeholders(text)
+    if left:
+        shown = ", ".join(dict.fromkeys(left))
+        raise CheckFailed(
+            what="a template placeholder is still in the file",
+            expected="every placeholder replaced by a real value",
+            found=shown,
+            fix="replace each FILL-ME (or <...>) outside comments with the value it asks for",
+            where=logical,
+        )
+    return text
+
+
+def _shellcheck_binary() -> str | None:
+    beside_python = Path(sys.executable).with_name("shellcheck")
+    return str(beside_python) if beside_python.is_file() else shutil.which("shellcheck")
+
+
+def shellcheck_errors(path: Path) -> list[str]:
+    """shellcheck's error-level findings (warnings and style notes are not graded)."""
+    binary = _shellcheck_binary()
+    if binary is None:
+        return []
+    result = subprocess.run(
+        [binary, "--severity=error", "--format=gcc", "--shell=bash", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return [line.split(":", 1)[1] for line in result.stdout.splitlines() if ":" in line]
+
+
+def _tail(text: str, lines: int = 6) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()][-lines:]
+    return "\n            ".join(line[:200] for line in kept) or "(no output)"
+
+
+def side_calls_note(run: ScriptRun) -> str:
+    """Mention downloads/uploads the script tried: grading records them, never runs them."""
+    programs = sorted({c.program for c in run.calls if c.program in ("curl", "wget")})
+    return f" It also called {', '.join(programs)}, which grading never runs." if programs else ""
+
+
+def working_script(ctx: GradingContext, logical: str) -> ScriptRun:
+    """The script's recorded run, once it is filled in, parses, and runs to success."""
+
+    def compute() -> ScriptRun:
+        filled_in(ctx, logical)
+        path = ctx.submission.require(logical)
+        syntax = bash_syntax_error(path)
+        if syntax:
+            raise CheckFailed(
+                what="bash cannot parse the script",
+                expected="a script `bash -n` accepts",
+                found=syntax.replace(str(path), logical),
+                fix="fix the line bash names (unclosed quote, missing `fi`/`done`, ...)",
+                where=logical,
+            )
+        errors = shellcheck_errors(path)
+        if errors:
+            raise CheckFailed(
+                what="shellcheck finds errors in the script",
+                expected="no shellcheck errors",
+                found="; ".join(errors[:3]),
+                fix="look the SC code up (shellcheck.net/wiki/SC....) and fix the line",
+                where=logical,
+            )
+        run = ctx.script_run(logical)
+        side_note = side_calls_note(run)
+        if run.timed_out:
+            raise CheckFailed(
+                what=f"the script did not finish within {ctx.options.script_timeout:g} s",
+                expected="a script that runs its gcloud commands and ends",
+                found="still running: it loops, sleeps or waits for input." + side_note,
+                fix="remove loops that wait for something and any `read` prompts",
+                where=logical,
+            )
+        if not run.succeeded:
+            raise CheckFailed(
+                what=f"the script failed (exit status {run.exit_code}) when run with a "
+                "stand-in gcloud that answers like a configured one",
+                expected="exit status 0",
+                found=_tail(run.stderr or run.stdout) + side_note,
+                fix="run it yourself with `bash -x` to see which line fails",
+                where=logical,
+            )
+        return run
+
+    return ctx.memo(("working", logical), compute)
+
+
+def rejected_calls(ctx: GradingContext, logical: str) -> None:
+    """CheckFailed if gcloud itself would refuse any command the script ran.
+
+    A refusal of the Cloud Build config a `builds submit` names is left to that
+    config's own check (config_valid), so one mistake is not charged twice.
+    """
+    for call, verdict in ctx.command_verdicts(logical):
+        if verdict.rejected and "as build config" not in verdict.message:
+            shown = " ".join(call.command)
+            raise CheckFailed(
+                what="gcloud refuses a command the script runs",
+                expected="commands and flags gcloud accepts",
+                found=f"{shown[:300]}\n            gcloud says: {verdict.message.splitlines()[0]}",
+                fix="check the flag names against `gcloud <command> --help`",
+                where=logical,
+            )
+
+
+def gcloud_words(call: RecordedCall) -> list[str]:
+    """The command words of a recorded gcloud call (flags, values and tracks left out)."""
+    words, skip = [], False
+    for word in call.argv:
+        if skip:
+            skip = False
+            continue
+        if word.startswith("-"):
+            skip = "=" not in word and word in _VALUE_FLAGS
+            continue
+        if word in ("alpha", "beta"):
+            continue
+        words.append(word)
+    return words
+
+
+_VALUE_FLAGS = {
+    "--project",
+    "--region",
+    "--format",
+    "--config",
+    "--image",
+    "--substitutions",
+    "--tag",
+    "--source",
+    "--platform",
+    "--account",
+    "--port",
+    "--memory",
+    "--cpu",
+    "--set-env-vars",
+    "--update-env-vars",
+    "--env-vars-file",
+    "--service-account",
+    "--timeout",
+    "--concurrency",
+    "--max-instances",
+    "--min-instances",
+    "--member",
+    "--role",
+    "--ingress",
+    "--labels",
+    "--verbosity",
+}

@@ -1,0 +1,43 @@
+"""What a check reports when it does not pass: a message a student can act on.
+
+A check raises `CheckFailed` (expected / found / how to fix), `Pending` (the
+check needs something this run was not given, e.g. `--live`), or returns
+normally (passed). Nothing else should escape a check; the plugin turns any
+other exception into a short "the grader could not check this" message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class CheckFailed(Exception):
+    """A requirement is not met. `where` names the student file (and step) concerned."""
+
+    what: str
+    expected: str = ""
+    found: str = ""
+    fix: str = ""
+    where: str = ""
+
+    def __post_init__(self) -> None:
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        head = f"{self.where}: {self.what}" if self.where else self.what
+        lines = [head]
+        if self.expected:
+            lines.append(f"  expected: {self.expected}")
+        if self.found:
+            lines.append(f"  found:    {self.found}")
+        if self.fix:
+            lines.append(f"  how to fix: {self.fix}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class Pending(Exception):
+    """The check was not run in this mode (live probes without --live, hand grading)."""

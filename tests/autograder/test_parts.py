@@ -1,0 +1,182 @@
+"""The grader's parts on their own: YAML safety, shell parsing, URLs, answers, rubric, sheets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autograder import answers, cloudbuild, deliverables
+from autograder.engine import ERROR, result_for
+from autograder.feedback import CheckFailed
+from autograder.manual import ManualGradesError, read_manual_grades
+from autograder.oracle import FALLBACK_NOTE, Oracle
+from autograder.report import summary_text
+from autograder.rubric import RUBRIC_FILE, RubricError, load_rubric, parse_rubric, verify
+from autograder.safe_yaml import load_yaml_text
+from autograder.shell_words import failure_tolerated, sets_errexit, split_commands
+from tests.autograder.builders import FILLED_ANSWERS, REPO_ROOT
+
+
+def test_duplicate_keys_and_alias_bombs_are_refused_with_a_message():
+    with pytest.raises(CheckFailed, match="`steps` appears twice") as duplicate:
+        load_yaml_text("steps: []\nsteps: [1]\n", "x.yaml")
+    assert "lines 1 and 2" in duplicate.value.found
+    bomb = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+    for level in "bcdef":
+        previous = chr(ord(level) - 1)
+        bomb += f"{level}: &{level} [" + ", ".join([f"*{previous}"] * 10) + "]\n"
+    with pytest.raises(CheckFailed, match="expand into an enormous document"):
+        load_yaml_text(bomb, "x.yaml")
+    assert load_yaml_text("a: &x [1]\nb: *x\n", "x.yaml") == {"a": [1], "b": [1]}
+
+
+def test_python_tags_are_refused_not_executed():
+    with pytest.raises(CheckFailed, match="not valid YAML"):
+        load_yaml_text("a: !!python/object/apply:os.system ['true']\n", "x.yaml")
+
+
+@pytest.mark.parametrize(
+    ("script", "tolerated"),
+    [
+        ("docker pull x || exit 0", True),
+        ("docker pull x || true", True),
+        ("docker pull x", False),
+        ("docker pull x\necho pulled", True),
+        ("set -e\ndocker pull x\necho pulled", False),
+        ("if docker pull x; then echo ok; fi", True),
+        ("docker pull x && echo ok || echo none", True),
+        ("docker pull x && echo ok", False),
+    ],
+)
+def test_a_failing_pull_is_tolerated_only_when_bash_would_go_on(script, tolerated):
+    commands = split_commands(script)
+    index = next(i for i, c in enumerate(commands) if c.words[:2] == ["docker", "pull"])
+    assert failure_tolerated(commands, index, sets_errexit(commands)) is tolerated
+
+
+def test_substitutions_and_image_names():
+    text = "$PROJECT_ID/${_REPO}/x:$BUILD_ID $$HOME ${_UNSET}"
+    assert (
+        cloudbuild.expand(text, {"_REPO": "r"}) == "${PROJECT_ID}/r/x:${BUILD_ID} $HOME ${_UNSET}"
+    )
+    assert cloudbuild.normalize_image("host:5000/a/b") == "host:5000/a/b:latest"
+    assert cloudbuild.split_image("h/a/b@sha256:00") == ("h/a/b", "@sha256:00")
+
+
+def test_the_build_reader_sees_buildx_push_and_cache_refs():
+    config = cloudbuild.read_config(
+        {
+            "steps": [
+                {
+                    "name": "gcr.io/cloud-builders/docker",
+                    "args": [
+                        *("buildx", "build", "--push", "--tag=h/p/r/i:latest"),
+                        *("--cache-from=type=registry,ref=h/p/r/i:latest", "."),
+                    ],
+                }
+            ]
+        },
+        "x.yaml",
+    )
+    (build,) = config.builds
+    assert build.cache_from == ["h/p/r/i:latest"]
+    assert config.pushed_images() == {"h/p/r/i:latest"}
+
+
+@pytest.mark.parametrize(
+    ("url", "service"),
+    [
+        ("https://backend-v1-abcdefghij-nn.a.run.app", "backend-v1"),
+        ("https://backend-v1-abcdefghij-nn.a.run.app/", "backend-v1"),
+        ("https://frontend-v2-123456789012.northamerica-northeast1.run.app", "frontend-v2"),
+    ],
+)
+def test_both_cloud_run_url_forms_are_accepted(url, service):
+    assert deliverables.check_url(url, "x", allow_local=False).service_name == service
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://backend-v1-abcdefghij-uc.a.run.app", "another region"),
+        ("https://backend-v1-1234567.us-central1.run.app", "another region"),
+        ("http://127.0.0.1:8080", "not an https URL"),
+        ("https://backend-v1-abcdefghij-nn.a.run.app/predict", "more than the service"),
+        ("https://<your backend>", "placeholder"),
+    ],
+)
+def test_bad_urls_say_what_is_wrong(url, message):
+    with pytest.raises(CheckFailed, match=message):
+        deliverables.check_url(url, "x", allow_local=False)
+
+
+def test_loopback_urls_count_only_when_allowed():
+    assert deliverables.check_url("http://127.0.0.1:8080", "x", allow_local=True).url
+
+
+def test_short_answers_are_extracted_and_template_text_is_not_an_answer():
+    template = answers.parse((REPO_ROOT / "SHORT_ANSWER_TEMPLATE.md").read_text())
+    filled = answers.parse(FILLED_ANSWERS)
+    assert (filled.name, filled.student_id) == ("Ada Lovelace", "20251234")
+    assert template.name == ""  # "<your name>" is a placeholder
+    assert answers.unanswered(template, template) == ["Q2", "Q4", "Q5", "Q7", "Q8"]
+    assert answers.unanswered(filled, template) == []
+    assert filled.answers["Q5"] == "Underscores are not allowed in Cloud Run service names."
+
+
+def test_similarity_ignores_case_markup_and_spacing():
+    assert answers.similarity("The *cache* works", "the cache   works") == 1.0
+    assert answers.similarity("layers are reused", "sessions keep state apart") < 0.6
+
+
+def test_the_rubric_adds_up_and_a_drifted_rubric_is_refused():
+    rubric = load_rubric()
+    assert rubric.total == 100
+    drifted = parse_rubric(RUBRIC_FILE.read_text().replace("points: 8\n", "points: 7\n"))
+    with pytest.raises(RubricError, match="Q7: items add up to 7"):
+        verify(drifted)
+
+
+def test_manual_grades_in_both_shapes(tmp_path):
+    rubric = load_rubric()
+    short = tmp_path / "short.csv"
+    short.write_text("question,points\nQ4,2.5\nQ7,\n")
+    assert read_manual_grades(short, rubric) == {"Q4.written": 2.5}
+    sheet = tmp_path / "sheet.csv"
+    graded = answers.sheet_row("b", None)
+    graded["Q2_points"] = "4"
+    answers.write_sheet(sheet, [answers.sheet_row("a", None), graded])
+    assert read_manual_grades(sheet, rubric, submission="b") == {"Q2.written": 4.0}
+    assert read_manual_grades(sheet, rubric, submission="zz") == {}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("question,points\nQ1,3\n")
+    with pytest.raises(ManualGradesError, match="not a hand-graded question"):
+        read_manual_grades(bad, rubric)
+
+
+def test_an_internal_error_becomes_a_message_and_the_summary_groups_causes():
+    rubric = load_rubric()
+    item = rubric.by_id("Q1.backend_v1.config_valid")
+    crashed = result_for(item, ZeroDivisionError("boom"))
+    assert crashed.status == ERROR
+    assert "could not finish this check (ZeroDivisionError: boom)" in crashed.message
+    cause = CheckFailed("the file is missing", "x", "y", "z", where="f")
+    results = [result_for(rubric.by_id(i), cause) for i in ("Q1.backend_v1.base_build",)]
+    results.append(result_for(rubric.by_id("Q1.backend_v1.app_build"), cause))
+    text = summary_text(rubric, results)
+    assert "- [Q1 -4] cloudbuild_backend_v1.yaml builds the base image" in text
+    assert "  [also] cloudbuild_backend_v1.yaml builds the backend_v1 image" in text
+    assert text.count("the file is missing") == 1
+
+
+def test_without_gcloud_the_schema_checks_the_config_and_says_so(tmp_path):
+    oracle = Oracle(None, use_gcloud=False)
+    good = oracle.validate_config(REPO_ROOT / "solution" / "cloudbuild_backend_v1.yaml")
+    assert good.accepted
+    assert good.message == FALLBACK_NOTE
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps: {name: x}\n")
+    verdict = oracle.validate_config(Path(bad))
+    assert verdict.rejected
+    assert "is not of type 'array'" in verdict.message

