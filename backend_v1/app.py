@@ -1,8 +1,10 @@
 """backend_v1: serve one catalog model over the public HTTP API.
 
 gunicorn preloads this app in its master, so the weights are loaded once and
-shared by the forked workers; each worker then sets its thread budget and
-warms the model up (gunicorn.conf.py) before it reports ready.
+shared by the forked workers; each worker then sets its thread budget, warms
+the model up and starts its inference scheduler (gunicorn.conf.py) before it
+reports ready. The scheduler (classifier/batching.py) batches concurrent
+requests and gives a lone one every core.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from flask import Flask
 
 from backend_v1.settings import BackendV1Settings
 from classifier import errors
+from classifier.batching import BatchedPredictor, BatchScheduler, default_engines
+from classifier.fast_load import load_without_init
 from classifier.inference import Predictor
 from classifier.intake import read_image_request
 from classifier.models import get_spec, load_or_exit
 from classifier.pipeline import model_entry, predict
+from classifier.server_config import available_cores
 from classifier.web import configure_logging, health_blueprint, register_error_handlers
 
 log = logging.getLogger(__name__)
@@ -25,13 +30,26 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
 class ModelHolder:
-    """The one model this process serves, and whether it has been warmed up here."""
+    """The one model this process serves, its scheduler, and whether it is warm here."""
 
-    def __init__(self, predictor: Predictor) -> None:
-        self.predictor = predictor
+    def __init__(self, predictor: Predictor, settings: BackendV1Settings) -> None:
+        self.predictor = BatchedPredictor(
+            predictor,
+            BatchScheduler(
+                predictor.forward,
+                cores=available_cores(),
+                max_batch=settings.max_batch,
+                gather_s=settings.batch_wait_ms / 1000,
+                engines=settings.inference_engines
+                or default_engines(predictor.loaded.spec.parameters),
+            ),
+        )
         self._warm = threading.Event()
 
-    def warm_up(self) -> None:
+    def warm_up(self, cores: int | None = None) -> None:
+        """Warm up and start the engines, on `cores` cores (default: all this process may use)."""
+        if cores:
+            self.predictor.scheduler.cores = cores
         self.predictor.warm_up()
         self._warm.set()
 
@@ -45,7 +63,10 @@ def create_app(settings: BackendV1Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
     app.json.sort_keys = False
-    holder = ModelHolder(Predictor(load_or_exit(settings.model_name, settings.weights_source)))
+    loaded = load_without_init(settings.model_name, settings.weights_source) or load_or_exit(
+        settings.model_name, settings.weights_source
+    )
+    holder = ModelHolder(Predictor(loaded, channels_last=settings.channels_last), settings)
     app.extensions["model_holder"] = holder
     register_error_handlers(app)
     app.register_blueprint(health_blueprint(holder.not_ready_reason))

@@ -1,7 +1,20 @@
-"""backend_v1's settings: the shared serving settings, nothing more (yet)."""
+"""backend_v1's settings: the shared serving settings plus how requests share the cores."""
+
+from pydantic import Field
 
 from classifier.settings import ServingSettings
 
 
 class BackendV1Settings(ServingSettings):
     """MODEL_NAME picks the one model this service serves (v3 runs one per model)."""
+
+    # Concurrent requests are run together, up to this many images per forward pass
+    # (classifier/batching.py); 1 turns micro-batching off.
+    max_batch: int = Field(4, ge=1, le=64)
+    # How long an engine may wait for images it knows are on their way.
+    batch_wait_ms: float = Field(5.0, ge=0, le=1000)
+    # Forward passes at a time: 1, a single batched pass on every core; N, up to N
+    # single-threaded passes (at most one per core). Default: by model size
+    # (classifier.batching.default_engines).
+    inference_engines: int | None = Field(None, ge=1)
+    channels_last: bool = Field(True, description="NHWC weights and inputs (faster on CPU)")

@@ -35,9 +35,13 @@ def configure_threads(threads: int) -> None:
 class Predictor:
     """One loaded model and what it takes to run it on PIL images."""
 
-    def __init__(self, loaded: LoadedModel) -> None:
+    def __init__(self, loaded: LoadedModel, *, channels_last: bool = False) -> None:
         self.loaded = loaded
         self.categories = imagenet_categories()
+        # NHWC lets oneDNN skip layout reorders (see the README's Performance section).
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if channels_last:
+            loaded.module.to(memory_format=torch.channels_last)
 
     @property
     def name(self) -> str:
@@ -49,6 +53,7 @@ class Predictor:
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Class probabilities for a preprocessed batch."""
         with torch.inference_mode():
+            batch = batch.contiguous(memory_format=self.memory_format)
             return self.loaded.module(batch).softmax(dim=-1)
 
     def top_k(self, probabilities: torch.Tensor, k: int) -> list[list[Prediction]]:

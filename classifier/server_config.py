@@ -44,6 +44,18 @@ class ServerSettings(BaseSettings):
         return self.torch_threads or max(1, available_cores() // self.workers)
 
 
+class SharedCoresServerSettings(ServerSettings):
+    """For a service whose worker shares the cores itself (classifier.batching).
+
+    One worker per server by default: its requests are batched together and a
+    lone request gets every core. More workers split the cores between them.
+    The request threads mostly wait for the inference engines, so there are many.
+    """
+
+    web_concurrency: int | None = Field(1, ge=1, description="gunicorn worker processes")
+    gunicorn_threads: int = Field(16, ge=1, description="request threads per worker")
+
+
 def gunicorn_options(settings: ServerSettings, *, preload: bool) -> dict:
     """The gunicorn configuration variables (set them as module globals in gunicorn.conf.py)."""
     return {

@@ -1,0 +1,158 @@
+"""The limit: the bare model in one process, decoding and preprocessing included.
+
+No server, no HTTP: JPEG bytes in, top-5 out, as fast as the cores allow. Two
+families of configurations are tried and the best one is the limit:
+  - one process using every core (intra-op threads = cores) at batch 1..8;
+  - one process per core, each single-threaded, at batch 1..8 (forked after
+    the weights are loaded, so it is still one model load).
+Run alone: python -m bench.limit --model resnet50 --weights W --photos DIR
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before torch is imported: the parent must not start an OpenMP pool before it forks.
+os.environ["OMP_NUM_THREADS"] = "1"
+
+import argparse
+import io
+import json
+import multiprocessing
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torchvision
+from PIL import Image
+
+from bench.assets import load_photos
+
+WEIGHTS_ENUMS = {
+    "resnet18": torchvision.models.ResNet18_Weights.IMAGENET1K_V1,
+    "resnet50": torchvision.models.ResNet50_Weights.IMAGENET1K_V2,
+}
+
+
+class BareModel:
+    """torchvision's model and its weights' own transform, nothing else."""
+
+    def __init__(self, model: str, weights: Path, *, channels_last: bool = False) -> None:
+        self.module = torchvision.models.get_model(model, weights=None)
+        self.module.load_state_dict(torch.load(weights, weights_only=True))
+        self.module.eval()
+        self.channels_last = channels_last
+        if channels_last:
+            self.module = self.module.to(memory_format=torch.channels_last)
+        self.transform = WEIGHTS_ENUMS[model].transforms()
+
+    def classify(self, jpegs: list[bytes]) -> torch.Tensor:
+        images = [Image.open(io.BytesIO(data)).convert("RGB") for data in jpegs]
+        batch = torch.stack([self.transform(image) for image in images])
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            return self.module(batch).softmax(-1).topk(5)
+
+
+def run_for(
+    model: BareModel, jpegs: list[bytes], batch: int, seconds: float
+) -> tuple[float, list[float]]:
+    """(images per second, per-batch seconds) over about `seconds`, after one warm-up batch."""
+    position = 0
+
+    def next_batch() -> list[bytes]:
+        nonlocal position
+        chosen = [jpegs[(position + i) % len(jpegs)] for i in range(batch)]
+        position += batch
+        return chosen
+
+    model.classify(next_batch())
+    durations: list[float] = []
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds or len(durations) < 3:
+        begin = time.perf_counter()
+        model.classify(next_batch())
+        durations.append(time.perf_counter() - begin)
+    return batch * len(durations) / (time.perf_counter() - started), durations
+
+
+def _child(model, jpegs, batch, seconds, barrier, results):
+    torch.set_num_threads(1)
+    barrier.wait()
+    results.put(run_for(model, jpegs, batch, seconds)[0])
+
+
+def per_core_processes(model, jpegs, batch, seconds, processes) -> float:
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(processes)
+    results = context.Queue()
+    children = [
+        context.Process(target=_child, args=(model, jpegs, batch, seconds, barrier, results))
+        for _ in range(processes)
+    ]
+    for child in children:
+        child.start()
+    total = sum(results.get(timeout=seconds * 20 + 60) for _ in children)
+    for child in children:
+        child.join()
+    return total
+
+
+def measure(model_name, weights, photos_dir, seconds, batches, cores, channels_last=False) -> dict:
+    model = BareModel(model_name, weights, channels_last=channels_last)
+    jpegs = [data for _, data in load_photos(photos_dir)]
+    configs = []
+    if cores > 1:
+        for batch in batches:
+            rate = per_core_processes(model, jpegs, batch, seconds, cores)
+            configs.append({"processes": cores, "threads": 1, "batch": batch, "img_per_s": rate})
+    torch.set_num_threads(cores)
+    latency_ms = None
+    for batch in batches:
+        rate, durations = run_for(model, jpegs, batch, seconds)
+        configs.append({"processes": 1, "threads": cores, "batch": batch, "img_per_s": rate})
+        if batch == 1:
+            latency_ms = statistics.median(durations) * 1000
+    if latency_ms is None:
+        _, durations = run_for(model, jpegs, 1, seconds)
+        latency_ms = statistics.median(durations) * 1000
+    best = max(configs, key=lambda config: config["img_per_s"])
+    one_process = max(
+        (c for c in configs if c["processes"] == 1), key=lambda config: config["img_per_s"]
+    )
+    return {
+        "model": model_name,
+        "channels_last": channels_last,
+        "cores": cores,
+        "configs": configs,
+        "best": best,
+        "best_one_process": one_process,
+        "batch1_latency_ms": latency_ms,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, choices=sorted(WEIGHTS_ENUMS))
+    parser.add_argument("--weights", type=Path, required=True)
+    parser.add_argument("--photos", type=Path, required=True)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--batches", default="1,2,4,8")
+    parser.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
+    result = measure(
+        args.model, args.weights, args.photos, args.seconds, batches, args.cores, args.channels_last
+    )
+    text = json.dumps(result, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
