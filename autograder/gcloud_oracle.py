@@ -155,19 +155,24 @@ def check_command(
             config.mkdir()
         home = Path(scratch) / "home"
         home.mkdir()
-        try:
-            result = subprocess.run(
-                [executable, *argv[1:]],
-                cwd=cwd,
-                env=isolated_env(config, home),
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return OracleVerdict(INCONCLUSIVE, argv, f"gcloud did not finish in {timeout:g} s")
+        return _run_isolated(executable, argv, cwd, config, home, timeout)
+
+
+def _run_isolated(executable: str, argv, cwd, config, home, timeout: float) -> OracleVerdict:
+    """Run gcloud with `argv` in the isolated environment and classify what it said."""
+    try:
+        result = subprocess.run(
+            [executable, *argv[1:]],
+            cwd=cwd,
+            env=isolated_env(config, home),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return OracleVerdict(INCONCLUSIVE, argv, f"gcloud did not finish in {timeout:g} s")
     return classify(argv, result.returncode, result.stdout, result.stderr)
 
 
@@ -216,20 +221,7 @@ def _config_set(command, shared: str, cwd, timeout: float) -> OracleVerdict:
     if executable is None:
         return OracleVerdict(INCONCLUSIVE, command, "gcloud is not installed on this machine")
     with tempfile.TemporaryDirectory(prefix="gcloud-oracle-home-") as home:
-        try:
-            result = subprocess.run(
-                [executable, *command[1:]],
-                cwd=cwd,
-                env=isolated_env(shared, home),
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return OracleVerdict(INCONCLUSIVE, command, f"gcloud did not finish in {timeout:g} s")
-    return classify(command, result.returncode, result.stdout, result.stderr)
+        return _run_isolated(executable, command, cwd, shared, home, timeout)
 
 
 def validate_build_config(

@@ -23,7 +23,7 @@ def mentioned_paths() -> set[str]:
     paths = set()
     for span in CODE_SPAN.findall(README) + FENCED.findall(README):
         for word in re.split(r"[\s\"'=(),]+", span):
-            word = word.rstrip(".:;")
+            word = word.rstrip(".:;").split(":", 1)[0]  # `file.py:function` names a file
             first = word.split("/", 1)[0]
             if "/" not in word and "." not in word:
                 continue
