@@ -14,7 +14,15 @@ def parsed_answers(ctx: GradingContext) -> answers.ShortAnswers:
 
 def template_answers(ctx: GradingContext) -> answers.ShortAnswers | None:
     path = ctx.submission.assignment_file(assignment.SHORT_ANSWER_FILE)
-    return answers.parse(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if not path.is_file():
+        return None
+    submitted = ctx.submission.path(assignment.SHORT_ANSWER_FILE)
+    if submitted is not None and submitted.resolve() == path.resolve():
+        # Grading the assignment's own tree (a student's clone): the file in
+        # place is the student's, not the template; its placeholder is already
+        # ignored by answers.parse, which is all the comparison would find.
+        return None
+    return answers.parse(path.read_text(encoding="utf-8"))
 
 
 @check("answered")
