@@ -66,9 +66,12 @@ def run_interleaved_clients(base_url: str, weights) -> list[Outcome]:
             start.wait(timeout=60)  # every thread starts sending at once
             for n in range(REQUESTS_PER_THREAD):
                 image = IMAGES[(n + offset) % len(IMAGES)]
+                # A new connection per request: a kept-alive one stays with one
+                # gunicorn worker, and the two clients could then never meet in one.
                 response = http.post(
                     f"{base_url}/predict",
                     files={"image": (f"{image}.jpg", sample_jpeg(image), "image/jpeg")},
+                    headers={"Connection": "close"},
                     timeout=60,
                 )
                 body = response.json() if response.ok else {}
