@@ -21,7 +21,7 @@ import logging
 import torch
 
 from classifier import errors
-from classifier.models import LoadedModel, WeightsSource, get_spec
+from classifier.models import LoadedModel, WeightsSource, get_spec, ready_for_inference
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,4 @@ def load_without_init(name: str, source: WeightsSource) -> LoadedModel | None:
     tensors = itertools.chain(module.parameters(), module.buffers())
     if any(tensor.is_meta for tensor in tensors):
         return None  # something the state dict does not hold was never materialised
-    module.eval()
-    for parameter in module.parameters():
-        parameter.requires_grad_(False)
-    return LoadedModel(spec, module, spec.make_transform(), str(path))
+    return ready_for_inference(spec, module, str(path))

@@ -232,6 +232,11 @@ def load_model(name: str, source: WeightsSource) -> LoadedModel:
     else:
         _load_state_dict(module, path, name)
         origin = str(path)
+    return ready_for_inference(spec, module, origin)
+
+
+def ready_for_inference(spec: ModelSpec, module: nn.Module, origin: str) -> LoadedModel:
+    """A built module with its weights, in eval mode, frozen, with its preprocessing."""
     module.eval()
     for parameter in module.parameters():
         parameter.requires_grad_(False)
