@@ -10,7 +10,11 @@ images through. The scheduler switches between the two on its own:
   while nothing else is waiting, preparing or running gets every core,
   otherwise one core and a batch of up to `max_batch` queued images (it waits
   up to `gather_s` for the images it expects from requests still preparing);
-- cores are counted, so engines never run more intra-op threads than cores.
+- cores are counted, so engines never run more intra-op threads than cores;
+- "alone" means no request overlapped another within the last
+  `overlap_memory_s`: with two closed-loop users, the second request arrives
+  just after the first has taken every core, and taking turns on all cores
+  is slower for both than one single-threaded pass each (ResNet-18, measured).
 
 PyTorch's intra-op thread count is per calling thread (OpenMP), so each engine
 sets its own before every pass. Only engine 0 ever runs more than one thread,
@@ -94,6 +98,7 @@ class BatchScheduler:
         max_batch: int = 4,
         gather_s: float = 0.005,
         engines: int | None = None,
+        overlap_memory_s: float = 1.0,
     ) -> None:
         self._forward = forward
         self.cores = max(1, cores)
@@ -101,6 +106,8 @@ class BatchScheduler:
         self.engines = engines
         self.max_batch = max(1, max_batch)
         self.gather_s = gather_s
+        self.overlap_memory_s = overlap_memory_s
+        self._overlapped_at = -math.inf  # when a request last arrived while another was in
         self._lock = threading.Condition()
         self._queue: deque[_Job] = deque()
         self._preparing = 0  # requests admitted but not queued yet (decoding, preprocessing)
@@ -134,6 +141,8 @@ class BatchScheduler:
         """Run `prepare()` (one image's tensor) here, then its forward pass on an engine."""
         self.start()
         with self._lock:
+            if self._preparing or self._queue or self._running_jobs:
+                self._overlapped_at = time.perf_counter()
             self._preparing += 1
         try:
             use_threads(1)  # preprocessing shares the cores with the engines
@@ -197,7 +206,9 @@ class BatchScheduler:
                 idle_engines = len(self._engines) - self._running_engines
                 expected = len(self._queue) + self._preparing
                 share = min(self.max_batch, math.ceil(expected / max(1, idle_engines)))
-                alone = not self._running_engines and (expected == 1 or len(self._engines) == 1)
+                alone = not self._running_engines and (
+                    len(self._engines) == 1 or (expected == 1 and not self._recently_shared())
+                )
                 if alone and not wide:
                     self._lock.wait()  # engine 0 is idle too: it takes the lone image
                     continue
@@ -215,6 +226,9 @@ class BatchScheduler:
                 self._running_engines += 1
                 self._running_jobs += size
                 return jobs, threads
+
+    def _recently_shared(self) -> bool:
+        return time.perf_counter() - self._overlapped_at < self.overlap_memory_s
 
 
 class BatchedPredictor:

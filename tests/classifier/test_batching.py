@@ -58,6 +58,25 @@ def test_a_lone_request_gets_every_core():
     assert (outcome.batch_size, outcome.threads) == (1, 2)
 
 
+def test_one_request_after_another_always_gets_every_core():
+    forward = RecordingForward(seconds=0.005)
+    scheduler = BatchScheduler(forward, cores=2, max_batch=4)
+    for _ in range(5):
+        scheduler.run(lambda: torch.ones(3))
+    assert forward.calls == [(1, 2)] * 5
+
+
+def test_after_requests_overlapped_a_lone_one_gets_one_core_for_a_while():
+    """Two users taking turns: the second arrives while the first runs, so neither
+    should take every core, until no request has overlapped another for a while."""
+    forward = RecordingForward(seconds=0.05)
+    scheduler = BatchScheduler(forward, cores=2, max_batch=4, overlap_memory_s=0.3)
+    run_concurrently(scheduler, range(2))
+    assert scheduler.run(lambda: torch.ones(3)).threads == 1
+    time.sleep(0.4)
+    assert scheduler.run(lambda: torch.ones(3)).threads == 2
+
+
 def test_concurrent_requests_are_batched_one_core_per_engine():
     forward = RecordingForward(seconds=0.05)
     scheduler = BatchScheduler(forward, cores=2, max_batch=4)
