@@ -30,6 +30,10 @@ def parse_args() -> argparse.Namespace:
         "--stage-seconds", type=float, default=5.5, help="per level, warm-up included"
     )
     parser.add_argument("--warmup", type=float, default=1.5)
+    parser.add_argument(
+        "--gateway-seconds", type=float, default=20.0,
+        help="the gateway's one paired stage: a p50 difference of 2 ms needs many samples",
+    )  # fmt: skip
     parser.add_argument("--limit-seconds", type=float, default=2.0)
     parser.add_argument("--cold-starts", type=int, default=5)
     parser.add_argument(
@@ -49,7 +53,7 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
         args.stages, args.stage_seconds, args.warmup = "1,4", 3.5, 1.0
-        args.limit_seconds, args.cold_starts = 1.0, 2
+        args.limit_seconds, args.cold_starts, args.gateway_seconds = 1.0, 2, 4.0
     return args
 
 
@@ -83,17 +87,17 @@ def start_contender(name: str, model: str, assets, log_dir: Path) -> servers.Ser
     raise SystemExit(f"unknown contender {name!r}")
 
 
-def load_run(server, args, assets, log_dir, label, stages, direct_url=None) -> list[dict]:
+def load_run(server, args, assets, log_dir, label, stages, also=None, seconds=None) -> list[dict]:
     stages_list = [int(n) for n in stages.split(",")]
     results = run_locust(
         server.url,
         assets.photos_dir,
         stages_list,
-        stage_seconds=args.stage_seconds,
+        stage_seconds=seconds or args.stage_seconds,
         warmup=args.warmup,
         out=log_dir / f"samples-{label}.json",
         log=log_dir / f"locust-{label}.log",
-        direct_url=direct_url,
+        also=also,
     )
     return [r.to_json() for r in results]
 
@@ -166,7 +170,10 @@ def main() -> None:
     main_model = models[0]
     weights = assets.weights(main_model)
     if "gateway" not in skip:
-        progress(f"gateway in front of a backend_v1 {main_model} service, paired with direct calls")
+        progress(
+            f"gateway in front of a backend_v1 {main_model} service, paired with direct calls "
+            "and with a bare pass-through proxy"
+        )
         results["gateway"] = measure_gateway(args, assets, main_model, log_dir)
     if "coldstart" not in skip:
         progress(f"cold start of backend_v1 {main_model}, {args.cold_starts} times")
@@ -203,17 +210,22 @@ def main_ablation(args) -> None:
 
 
 def measure_gateway(args, assets, model: str, log_dir: Path) -> dict:
+    """One user takes turns: via the gateway, via the bare pass-through proxy, direct."""
     service = servers.start_backend_v1(model, assets.weights(model), log_dir)
+    started: list[servers.Server] = []
     try:
-        gateway = servers.start_gateway(model, service, log_dir)
-        try:
-            stages = load_run(
-                gateway, args, assets, log_dir, "gateway", "1", direct_url=service.url
-            )
-        finally:
-            gateway.stop()
+        started.append(servers.start_gateway(model, service, log_dir))
+        photo = assets.photo_files()[0].read_bytes()
+        started.append(servers.start_passthrough_proxy(service, log_dir, photo))
+        gateway, passthrough = started
+        stages = load_run(
+            gateway, args, assets, log_dir, "gateway", "1",
+            also={"passthrough": passthrough.url, "direct": service.url},
+            seconds=args.gateway_seconds,
+        )  # fmt: skip
     finally:
-        service.stop()
+        for server in [*started, service]:
+            server.stop()
     return {"model": model, "stages": stages}
 
 

@@ -17,7 +17,7 @@ REPO_ROOT = LOCUSTFILE.parents[1]
 
 @dataclass(frozen=True)
 class StageResult:
-    name: str  # request name: "predict", or "direct" in paired runs
+    name: str  # request name: "predict", or a name from `also` in paired runs
     users: int
     seconds: float
     requests: int
@@ -40,8 +40,9 @@ def run_locust(
     warmup: float,
     out: Path,
     log: Path,
-    direct_url: str | None = None,
+    also: dict[str, str] | None = None,
 ) -> list[StageResult]:
+    """`also`: name -> base URL, each called after the host with the same upload."""
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO_ROOT),
@@ -49,7 +50,7 @@ def run_locust(
         "BENCH_STAGES": ",".join(map(str, stages)),
         "BENCH_STAGE_S": str(stage_seconds),
         "BENCH_OUT": str(out),
-        "BENCH_DIRECT": direct_url or "",
+        "BENCH_ALSO": ",".join(f"{name}={url}" for name, url in (also or {}).items()),
     }
     command = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url,

@@ -5,8 +5,9 @@ Driven by environment variables (bench.load sets them):
   BENCH_STAGES    user counts, e.g. "1,2,4,8,16", one stage each
   BENCH_STAGE_S   seconds per stage (warm-up included; bench.load drops the warm-up)
   BENCH_OUT       JSON file for the raw samples
-  BENCH_DIRECT    optional second base URL: each user then alternates host and
-                  this URL, so the two are compared under the same noise (gateway)
+  BENCH_ALSO      optional "name=url,name=url": each user then takes turns between
+                  the host and these base URLs, so all are compared under the
+                  same noise (the gateway figure)
 Each completed request is kept with its exact time (locust's own percentiles are
 rounded), and each stage's start is kept, so bench.load computes throughput
 and percentiles over the measured part of every stage.
@@ -26,7 +27,7 @@ from bench.assets import MULTIPART_CONTENT_TYPE, load_photos, multipart_body
 
 STAGES = [int(n) for n in os.environ.get("BENCH_STAGES", "1").split(",")]
 STAGE_SECONDS = float(os.environ.get("BENCH_STAGE_S", "6"))
-DIRECT_URL = os.environ.get("BENCH_DIRECT", "")
+ALSO = [pair.split("=", 1) for pair in os.environ.get("BENCH_ALSO", "").split(",") if pair]
 BODIES = [
     multipart_body(f"{name}.jpg", data)
     for name, data in load_photos(Path(os.environ.get("BENCH_PHOTOS", ".")))
@@ -51,8 +52,8 @@ class PredictUser(FastHttpUser):
     def predict(self) -> None:
         body = next(self.bodies)
         self.client.post("/predict", data=body, headers=HEADERS, name="predict")
-        if DIRECT_URL:
-            self.client.post(DIRECT_URL + "/predict", data=body, headers=HEADERS, name="direct")
+        for name, url in ALSO:
+            self.client.post(url + "/predict", data=body, headers=HEADERS, name=name)
 
 
 class Stages(LoadTestShape):

@@ -197,18 +197,15 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
             )
     gateway = results.get("gateway")
     if gateway:
-        via = next((s for s in gateway["stages"] if s["name"] == "predict"), None)
-        direct = next((s for s in gateway["stages"] if s["name"] == "direct"), None)
-        if via and direct and via["p50_ms"] and direct["p50_ms"]:
-            added = via["p50_ms"] - direct["p50_ms"]
-            checks.append(
-                (
-                    "the gateway adds at most 2 ms to p50",
-                    f"{via['p50_ms']:.1f} ms via the gateway, {direct['p50_ms']:.1f} ms direct: "
-                    f"{added:+.1f} ms",
-                    added <= 2.0,
-                )
+        p50 = {stage["name"]: stage["p50_ms"] for stage in gateway["stages"]}
+        via, direct, floor = p50.get("predict"), p50.get("direct"), p50.get("passthrough")
+        if via and direct:
+            measured = (
+                f"{via:.1f} ms via the gateway, {direct:.1f} ms direct: {via - direct:+.1f} ms"
             )
+            if floor:
+                measured += f" (a bare pass-through proxy: {floor - direct:+.1f} ms)"
+            checks.append(("the gateway adds at most 2 ms to p50", measured, via - direct <= 2.0))
     return checks
 
 
@@ -244,14 +241,17 @@ def _extras_section(results: dict) -> list[str]:
     gateway = results.get("gateway")
     if gateway:
         lines += [
-            f"Gateway: one locust user alternates the same upload through the v3 gateway and "
-            f"straight to the backend_v1 {gateway['model']} model service behind it.",
+            f"Gateway: one locust user takes turns sending the same upload through the v3 "
+            f"gateway, through a bare pass-through proxy (bench/baselines/passthrough_proxy.py, "
+            f"under the gateway's own gunicorn configuration: the cost of one more hop here) "
+            f"and straight to the backend_v1 {gateway['model']} model service behind both.",
             "",
             "| path | requests | p50 | p95 | p99 |",
             "|---|---:|---:|---:|---:|",
         ]
+        paths = {"predict": "via gateway", "passthrough": "via bare proxy", "direct": "direct"}
         for stage in gateway["stages"]:
-            path = "via gateway" if stage["name"] == "predict" else "direct"
+            path = paths.get(stage["name"], stage["name"])
             lines.append(
                 f"| {path} | {stage['requests']} | {_fmt(stage['p50_ms'])} | "
                 f"{_fmt(stage['p95_ms'])} | {_fmt(stage['p99_ms'])} |"

@@ -181,6 +181,18 @@ def start_gateway(model: str, upstream: Server, log_dir: Path) -> Server:
     return server
 
 
+def start_passthrough_proxy(upstream: Server, log_dir: Path, photo: bytes) -> Server:
+    """bench/baselines/passthrough_proxy.py under the gateway's own gunicorn configuration."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "gunicorn", "--config", "v3_gateway/gunicorn.conf.py",
+        "bench.baselines.passthrough_proxy:create_app()",
+    ]  # fmt: skip
+    server = spawn(f"passthrough-{port}", command, {"UPSTREAM_URL": upstream.url}, log_dir, port)
+    wait_ready(server, predicts(photo), interval=0.1)
+    return server
+
+
 def cold_starts(model: str, weights: Path, log_dir: Path, runs: int) -> list[float]:
     """Seconds from process start to /ready answering 200, `runs` times."""
     times = []

@@ -11,10 +11,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import requests
-
 from v3_gateway.breaker import OPEN
-from v3_gateway.upstream import ModelClient
+from v3_gateway.upstream import ModelClient, UpstreamError
 
 
 @dataclass(frozen=True)
@@ -63,10 +61,10 @@ def probe(client: ModelClient) -> Status:
     name = client.name
     try:
         ready = client.probe("/ready")
-        if ready.status_code != 200:
-            return Status(name, False, f"model service not ready (HTTP {ready.status_code})")
+        if ready.status != 200:
+            return Status(name, False, f"model service not ready (HTTP {ready.status})")
         listed = client.probe("/models").json().get("models", [])
-    except (requests.RequestException, ValueError, AttributeError) as exc:
+    except (UpstreamError, ValueError, AttributeError) as exc:
         return Status(name, False, f"model service unreachable: {type(exc).__name__}")
     entry = next((item for item in listed if item.get("name") == name), None)
     if entry is None:
