@@ -3,8 +3,11 @@ whether or not werkzeug's form parser runs, and the bytes pass on untouched."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
-from flask import Flask
+from flask import Flask, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from tests.support.images import sample_jpeg
 from v3_gateway.incoming import _may_name_a_model, read_incoming
@@ -75,3 +78,32 @@ def test_the_model_an_upload_names_is_read_and_the_bytes_kept(parts, model):
     incoming = read(body)
     assert incoming.model == model
     assert incoming.body == body
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["Content-Length", "chunked"])
+def test_an_upload_over_the_limit_is_refused_with_or_without_a_length(declared):
+    body = multipart(IMAGE)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = len(body) - 1
+    headers = {} if declared else {"Transfer-Encoding": "chunked"}
+    with app.test_request_context(
+        "/predict", method="POST", input_stream=io.BytesIO(body), headers=headers,
+        content_length=len(body) if declared else None,
+        content_type=f"multipart/form-data; boundary={BOUNDARY}",
+    ):  # fmt: skip
+        assert (request.content_length is None) is not declared
+        with pytest.raises(RequestEntityTooLarge):
+            read_incoming()
+
+
+def test_an_upload_without_a_length_is_read_whole():
+    body = multipart(IMAGE, part('Content-Disposition: form-data; name="model"', b"resnet18"))
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = len(body)
+    with app.test_request_context(
+        "/predict", method="POST", input_stream=io.BytesIO(body),
+        headers={"Transfer-Encoding": "chunked"},
+        content_type=f"multipart/form-data; boundary={BOUNDARY}",
+    ):  # fmt: skip
+        incoming = read_incoming()
+    assert (incoming.model, incoming.body) == ("resnet18", body)
