@@ -303,6 +303,10 @@ def plot(results: dict, path: Path) -> None:
             bottom.plot(users, [s["p99_ms"] or float("nan") for s in stages], marker="o")
         if rate:
             top.axhline(rate, color="black", linestyle="--", label="limit (bare model)")
+        if entry.get("ceiling"):
+            top.axhline(
+                _ceiling_rate(entry), color="grey", linestyle=":", label="bare model, channels_last"
+            )
         top.set_title(f"{model}: throughput")
         top.set_ylabel("images per second")
         bottom.set_title(f"{model}: p99 latency")

@@ -1,0 +1,89 @@
+"""The report's target checks, on made-up measurements whose verdicts are known."""
+
+from __future__ import annotations
+
+from bench.report import render, targets
+
+
+def stage(users, throughput, p50=100.0, p99=150.0, name="predict"):
+    return {
+        "name": name, "users": users, "seconds": 4.0, "requests": 100, "errors": 0,
+        "throughput": throughput, "p50_ms": p50, "p95_ms": p99, "p99_ms": p99,
+    }  # fmt: skip
+
+
+def limit(rate, latency_ms=50.0):
+    best = {"processes": 1, "threads": 2, "batch": 8, "img_per_s": rate}
+    return {"best": best, "best_one_process": best, "batch1_latency_ms": latency_ms}
+
+
+def results(*, kit_rate, ceiling_rate, gateway_ms=(45.0, 46.0, 43.0)):
+    v1 = [stage(1, 18, p50=52), *(stage(c, 24, p99=300) for c in (4, 8, 16))]
+    kit = [stage(c, kit_rate, p99=600) for c in (4, 8, 16)]
+    via, floor, direct = gateway_ms
+    return {
+        "machine_before": {"cores": 2, "load1": 0.5, "load5": 0.5},
+        "machine_after": {"cores": 2, "load1": 0.5, "load5": 0.5},
+        "elapsed_s": 500,
+        "models": {
+            "resnet50": {
+                "limit": limit(23.0),
+                "ceiling": limit(ceiling_rate),
+                "contenders": {"backend_v1": {"stages": v1}, "original_kit": {"stages": kit}},
+            },
+            "resnet18": {
+                "limit": limit(60.0),
+                "contenders": {"backend_v1": {"stages": [stage(c, 57) for c in (4, 8, 16)]}},
+            },
+        },
+        "gateway": {
+            "model": "resnet50",
+            "stages": [
+                stage(1, 10, p50=via),
+                stage(1, 10, p50=floor, name="passthrough"),
+                stage(1, 10, p50=direct, name="direct"),
+            ],
+        },
+    }
+
+
+def verdicts(measured: dict) -> dict[str, tuple[str, bool]]:
+    return {target: (text, met) for target, text, met in targets(measured)}
+
+
+KIT = "at least 1.5x the original kit's throughput, lower p99"
+GATEWAY = "the gateway adds at most 2 ms to p50"
+
+
+def test_a_kit_target_beyond_the_fastest_bare_model_is_reported_out_of_reach():
+    text, met = verdicts(results(kit_rate=20.0, ceiling_rate=29.0))[KIT]
+    assert not met
+    assert "c=4: x1.20, p99 300 vs 600 ms" in text
+    assert "out of reach here: 1.5x the kit's 20.0 img/s is 30.0, above" in text
+
+
+def test_a_kit_target_within_the_ceiling_is_only_missed():
+    text, met = verdicts(results(kit_rate=15.0, ceiling_rate=29.0))[KIT]
+    assert met is True  # 24 / 15 = 1.6 with half the p99
+    text, met = verdicts(results(kit_rate=18.0, ceiling_rate=29.0))[KIT]
+    assert not met
+    assert "out of reach" not in text
+
+
+def test_the_gateway_is_judged_on_p50_and_shown_against_a_bare_proxy():
+    text, met = verdicts(results(kit_rate=15.0, ceiling_rate=29.0))[GATEWAY]
+    assert met is True
+    assert text == (
+        "45.0 ms via the gateway, 43.0 ms direct: +2.0 ms (a bare pass-through proxy: +3.0 ms)"
+    )
+    late = results(kit_rate=15.0, ceiling_rate=29.0, gateway_ms=(45.1, 44.0, 43.0))
+    assert verdicts(late)[GATEWAY][1] is False
+
+
+def test_the_small_model_and_the_limits_are_judged_and_rendered():
+    measured = results(kit_rate=15.0, ceiling_rate=29.0)
+    text, met = verdicts(measured)["resnet18: at least 0.9 of its limit (concurrency >= 4)"]
+    assert (text, met) == ("c=4: 0.95, c=8: 0.95, c=16: 0.95", True)
+    markdown = render(measured)
+    assert "**29.0 img/s** (1 process(es) x 2 thread(s), batch 8), x1.26 the limit" in markdown
+    assert "| via bare proxy | 100 | 46.0 |" in markdown
