@@ -66,8 +66,12 @@ def _limit_rate(entry: dict) -> float | None:
 
 
 def _ceiling_rate(entry: dict) -> float | None:
-    """The fastest bare model measured: the limit, or channels_last if that was faster."""
+    """The most any server could reach with this model's arithmetic: the pipelined
+    bound, or the fastest bare model measured if that was higher (noise)."""
     rates = [e["best"]["img_per_s"] for e in (entry.get("limit"), entry.get("ceiling")) if e]
+    bound = (entry.get("ceiling") or {}).get("pipelined_bound")
+    if bound:
+        rates.append(bound["img_per_s"])
     return max(rates, default=None)
 
 
@@ -94,6 +98,19 @@ def _model_section(model: str, entry: dict) -> list[str]:
             f"x{best['img_per_s'] / rate:.2f} the limit. This is why backend_v1 can pass 1.00.",
             "",
         ]
+        bound = ceiling.get("pipelined_bound")
+        if bound:
+            forward = bound["forward_only_best"]
+            lines += [
+                f"The pipelined bound: **{bound['img_per_s']:.1f} img/s**, what a server "
+                f"that overlapped decoding with inference perfectly and spent nothing of its "
+                f"own could reach: the forward pass alone (channels_last) at "
+                f"{forward['img_per_s']:.1f} img/s ({forward['processes']} process(es) x "
+                f"{forward['threads']} thread(s), batch {forward['batch']}) plus "
+                f"{bound['preprocess_ms_per_image']:.1f} ms of decoding and preprocessing per "
+                f"photo on one core.",
+                "",
+            ]
     lines += [
         "| contender | users | img/s | x limit | p50 | p95 | p99 | errors | PSS MiB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -158,7 +175,7 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
         if ceiling and fastest_kit and 1.5 * fastest_kit > ceiling:
             parts.append(
                 f"out of reach here: 1.5x the kit's {fastest_kit:.1f} img/s is "
-                f"{1.5 * fastest_kit:.1f}, above the fastest bare model measured ({ceiling:.1f})"
+                f"{1.5 * fastest_kit:.1f}, above the most any server could reach ({ceiling:.1f})"
             )
         target = "at least 1.5x the original kit's throughput, lower p99"
         checks.append((target, "; ".join(parts), met))
