@@ -321,9 +321,8 @@ def plot(results: dict, path: Path) -> None:
         if rate:
             top.axhline(rate, color="black", linestyle="--", label="limit (bare model)")
         if entry.get("ceiling"):
-            top.axhline(
-                _ceiling_rate(entry), color="grey", linestyle=":", label="bare model, channels_last"
-            )
+            most = _ceiling_rate(entry)
+            top.axhline(most, color="grey", linestyle=":", label="the most a server can reach")
         top.set_title(f"{model}: throughput")
         top.set_ylabel("images per second")
         bottom.set_title(f"{model}: p99 latency")

@@ -137,7 +137,7 @@ def test_models_reports_each_model_live(tmp_path, httpserver, model_stub, dead_u
         ("efficientnet_lite0", False, True),
     ]
     assert listed[0]["description"] == "ResNet-18"
-    assert "unreachable" in listed[1]["reason"]
+    assert listed[1]["reason"] == "model service unreachable: NewConnectionError"
 
 
 def test_misrouted_service_is_reported(tmp_path, httpserver, model_stub):
