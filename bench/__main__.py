@@ -169,12 +169,12 @@ def main() -> None:
         if "limit" not in skip:
             progress(f"{model}: the limit (bare model, no server)")
             entry["limit"] = measure_limit(model, assets, args.limit_seconds, log_dir)
-        if "limit" not in skip and model == models[0]:
-            # Only the main model's: it decides whether 1.5x the kit is within reach.
-            progress(f"{model}: the fastest bare model (channels_last), the ceiling")
-            entry["ceiling"] = measure_limit(
-                model, assets, args.limit_seconds, log_dir, channels_last=True
-            )
+            if model == models[0]:
+                # Only the main model's: it decides whether 1.5x the kit is within reach.
+                progress(f"{model}: the fastest bare model (channels_last), the ceiling")
+                entry["ceiling"] = measure_limit(
+                    model, assets, args.limit_seconds, log_dir, channels_last=True
+                )
         for name in args.contenders.split(","):
             progress(f"{model}: {name} at concurrency {args.stages}")
             server = start_contender(name, model, assets, log_dir)

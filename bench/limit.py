@@ -40,6 +40,7 @@ class BareModel:
     """torchvision's model and its weights' own transform, nothing else."""
 
     def __init__(self, model: str, weights: Path, *, channels_last: bool = False) -> None:
+        self.name = model
         self.module = torchvision.models.get_model(model, weights=None)
         self.module.load_state_dict(torch.load(weights, weights_only=True))
         self.module.eval()
@@ -82,15 +83,16 @@ def preprocess_ms(model: BareModel, jpegs: list[bytes], rounds: int = 5) -> floa
     return (time.perf_counter() - started) * 1000 / (rounds * len(jpegs))
 
 
-def run_for(
-    model: BareModel, jpegs: list[bytes], batch: int, seconds: float
-) -> tuple[float, list[float]]:
-    """(images per second, per-batch seconds) over about `seconds`, after one warm-up batch."""
+def run_for(model, items: list, batch: int, seconds: float) -> tuple[float, list[float]]:
+    """(images per second, per-batch seconds) over about `seconds`, after one warm-up batch.
+
+    `items`: what `model.classify` takes a list of (JPEG bytes, or tensors for ForwardOnly).
+    """
     position = 0
 
-    def next_batch() -> list[bytes]:
+    def next_batch() -> list:
         nonlocal position
-        chosen = [jpegs[(position + i) % len(jpegs)] for i in range(batch)]
+        chosen = [items[(position + i) % len(items)] for i in range(batch)]
         position += batch
         return chosen
 
@@ -104,18 +106,18 @@ def run_for(
     return batch * len(durations) / (time.perf_counter() - started), durations
 
 
-def _child(model, jpegs, batch, seconds, barrier, results):
+def _child(model, items, batch, seconds, barrier, results):
     torch.set_num_threads(1)
     barrier.wait()
-    results.put(run_for(model, jpegs, batch, seconds)[0])
+    results.put(run_for(model, items, batch, seconds)[0])
 
 
-def per_core_processes(model, jpegs, batch, seconds, processes) -> float:
+def per_core_processes(model, items, batch, seconds, processes) -> float:
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(processes)
     results = context.Queue()
     children = [
-        context.Process(target=_child, args=(model, jpegs, batch, seconds, barrier, results))
+        context.Process(target=_child, args=(model, items, batch, seconds, barrier, results))
         for _ in range(processes)
     ]
     for child in children:
@@ -144,9 +146,7 @@ def best_configs(model, items, seconds, batches, cores) -> tuple[list[dict], lis
     return configs, batch1
 
 
-def measure(model_name, weights, photos_dir, seconds, batches, cores, channels_last=False) -> dict:
-    model = BareModel(model_name, weights, channels_last=channels_last)
-    jpegs = [data for _, data in load_photos(photos_dir)]
+def measure(model: BareModel, jpegs: list[bytes], seconds, batches, cores) -> dict:
     configs, durations = best_configs(model, jpegs, seconds, batches, cores)
     if not durations:
         _, durations = run_for(model, jpegs, 1, seconds)
@@ -155,8 +155,8 @@ def measure(model_name, weights, photos_dir, seconds, batches, cores, channels_l
         (c for c in configs if c["processes"] == 1), key=lambda config: config["img_per_s"]
     )
     return {
-        "model": model_name,
-        "channels_last": channels_last,
+        "model": model.name,
+        "channels_last": model.channels_last,
         "cores": cores,
         "configs": configs,
         "best": best,
@@ -165,7 +165,7 @@ def measure(model_name, weights, photos_dir, seconds, batches, cores, channels_l
     }
 
 
-def pipelined_bound(model_name, weights, photos_dir, seconds, batches, cores) -> dict:
+def pipelined_bound(model: BareModel, jpegs: list[bytes], seconds, batches, cores) -> dict:
     """What a server that overlapped decoding with inference perfectly, at no cost of
     its own, could reach: every core busy, each image paying its forward pass's share
     of the cores plus its own preprocessing on one core.
@@ -173,8 +173,6 @@ def pipelined_bound(model_name, weights, photos_dir, seconds, batches, cores) ->
     The bare model decodes, then runs the forward pass, one after the other; a server
     overlaps the two, so it may beat that, but never this bound.
     """
-    model = BareModel(model_name, weights, channels_last=True)
-    jpegs = [data for _, data in load_photos(photos_dir)]
     tensors = [model.preprocess(data) for data in jpegs]
     forward, _ = best_configs(ForwardOnly(model), tensors, seconds, batches, cores)
     best = max(forward, key=lambda config: config["img_per_s"])
@@ -199,18 +197,19 @@ def main() -> None:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument(
         "--pipelined-bound", action="store_true",
-        help="also the forward pass alone and the preprocessing cost (channels_last)",
+        help="also the forward pass alone and the preprocessing cost (needs --channels-last)",
     )  # fmt: skip
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.pipelined_bound and not args.channels_last:
+        parser.error("--pipelined-bound is the channels_last model's bound: add --channels-last")
     batches = [int(b) for b in args.batches.split(",")]
-    result = measure(
-        args.model, args.weights, args.photos, args.seconds, batches, args.cores, args.channels_last
-    )
+    # One model load and one read of the photos serve every measurement.
+    model = BareModel(args.model, args.weights, channels_last=args.channels_last)
+    jpegs = [data for _, data in load_photos(args.photos)]
+    result = measure(model, jpegs, args.seconds, batches, args.cores)
     if args.pipelined_bound:
-        result["pipelined_bound"] = pipelined_bound(
-            args.model, args.weights, args.photos, args.seconds, batches, args.cores
-        )
+        result["pipelined_bound"] = pipelined_bound(model, jpegs, args.seconds, batches, args.cores)
     text = json.dumps(result, indent=2)
     if args.out:
         args.out.write_text(text + "\n")

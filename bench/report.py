@@ -75,6 +75,14 @@ def _ceiling_rate(entry: dict) -> float | None:
     return max(rates, default=None)
 
 
+def _config(config: dict) -> str:
+    """How a bare-model figure was run: processes, threads and batch size."""
+    return (
+        f"{config['processes']} process(es) x {config['threads']} thread(s), "
+        f"batch {config['batch']}"
+    )
+
+
 def _model_section(model: str, entry: dict) -> list[str]:
     lines = [f"## {model}", ""]
     limit = entry.get("limit")
@@ -82,8 +90,7 @@ def _model_section(model: str, entry: dict) -> list[str]:
     if limit:
         best, one = limit["best"], limit["best_one_process"]
         lines += [
-            f"The limit: **{rate:.1f} img/s** ({best['processes']} process(es) x "
-            f"{best['threads']} thread(s), batch {best['batch']}); one process on all cores: "
+            f"The limit: **{rate:.1f} img/s** ({_config(best)}); one process on all cores: "
             f"{one['img_per_s']:.1f} img/s at batch {one['batch']}; batch-1 latency on all "
             f"cores: {limit['batch1_latency_ms']:.1f} ms. Decoding and preprocessing included.",
             "",
@@ -93,8 +100,7 @@ def _model_section(model: str, entry: dict) -> list[str]:
         best = ceiling["best"]
         lines += [
             f"The same bare model with channels_last weights and inputs (as backend_v1 runs "
-            f"it): **{best['img_per_s']:.1f} img/s** ({best['processes']} process(es) x "
-            f"{best['threads']} thread(s), batch {best['batch']}), "
+            f"it): **{best['img_per_s']:.1f} img/s** ({_config(best)}), "
             f"x{best['img_per_s'] / rate:.2f} the limit. This is why backend_v1 can pass 1.00.",
             "",
         ]
@@ -105,8 +111,7 @@ def _model_section(model: str, entry: dict) -> list[str]:
                 f"The pipelined bound: **{bound['img_per_s']:.1f} img/s**, what a server "
                 f"that overlapped decoding with inference perfectly and spent nothing of its "
                 f"own could reach: the forward pass alone (channels_last) at "
-                f"{forward['img_per_s']:.1f} img/s ({forward['processes']} process(es) x "
-                f"{forward['threads']} thread(s), batch {forward['batch']}) plus "
+                f"{forward['img_per_s']:.1f} img/s ({_config(forward)}) plus "
                 f"{bound['preprocess_ms_per_image']:.1f} ms of decoding and preprocessing per "
                 f"photo on one core.",
                 "",
