@@ -146,7 +146,7 @@ def create_app(settings: BackendV2Settings | None = None) -> Flask:
 
     @app.post("/predict")
     def predict_route():
-        image_request = read_image_request(settings.fetch_limits)
+        image_request = read_image_request(settings.fetch_limits, check_model=service.spec)
         name = resolve_model_name(image_request, service.default_name)
         return predict(
             service.predictor(name),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import request
@@ -22,45 +23,55 @@ class ImageRequest:
     fetch_ms: float = 0.0
 
 
-def read_image_request(limits: FetchLimits) -> ImageRequest:
-    """Parse a JSON {"url", "model", "top_k"} body or a multipart upload in field `image`."""
+def read_image_request(
+    limits: FetchLimits, check_model: Callable[[str], object] | None = None
+) -> ImageRequest:
+    """Parse a JSON {"url", "model", "top_k"} body or a multipart upload in field `image`.
+
+    `check_model` raises for a model the service cannot run; it is called before
+    an image URL is fetched, so a request that names a bad model costs no download.
+    """
     if request.mimetype == "multipart/form-data":
-        return _read_upload()
+        return _read_upload(check_model)
     if request.is_json:
-        return _read_json(limits)
+        return _read_json(limits, check_model)
     raise errors.UnsupportedImage(
         'Send JSON {"url": "https://..."} or a multipart upload in the field \'image\' '
         f"(Content-Type was {request.mimetype or 'missing'!r})."
     )
 
 
-def _read_upload() -> ImageRequest:
+def _read_upload(check_model: Callable[[str], object] | None) -> ImageRequest:
     upload = request.files.get("image")
     if upload is None:
         raise errors.BadRequest(
             "The multipart upload has no file in the field 'image'.",
             fields=sorted(request.files),
         )
-    return ImageRequest(
-        data=upload.read(),
-        source="upload",
-        model=_optional_str(request.form.get("model"), "model"),
-        top_k=_optional_top_k(request.form.get("top_k")),
-    )
+    model = _checked_model(request.form.get("model"), check_model)
+    top_k = _optional_top_k(request.form.get("top_k"))
+    return ImageRequest(upload.read(), "upload", model, top_k)
 
 
-def _read_json(limits: FetchLimits) -> ImageRequest:
+def _read_json(limits: FetchLimits, check_model: Callable[[str], object] | None) -> ImageRequest:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise errors.BadRequest('The body must be a JSON object such as {"url": "https://..."}.')
     url = body.get("url")
     if not isinstance(url, str) or not url.strip():
         raise errors.BadRequest('The JSON body needs "url": the http(s) address of an image.')
-    model = _optional_str(body.get("model"), "model")
+    model = _checked_model(body.get("model"), check_model)
     top_k = _optional_top_k(body.get("top_k"))
     started = time.perf_counter()
     data = fetch_image_bytes(url.strip(), limits)
     return ImageRequest(data, "url", model, top_k, (time.perf_counter() - started) * 1000)
+
+
+def _checked_model(value, check_model: Callable[[str], object] | None) -> str | None:
+    model = _optional_str(value, "model")
+    if model and check_model:
+        check_model(model)
+    return model
 
 
 def _optional_str(value, name: str) -> str | None:

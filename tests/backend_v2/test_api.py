@@ -140,6 +140,25 @@ def test_a_model_without_weights_is_503_with_the_reason_and_changes_nothing(clie
     assert client.get("/model").get_json()["model"] == "mobilenet_v3_large"
 
 
+@pytest.mark.parametrize(("model", "status"), [("vgg16", 404), (MISSING[0], 503)])
+def test_a_url_request_for_a_model_it_cannot_run_fetches_nothing(
+    make_app, httpserver, model, status
+):
+    httpserver.expect_request("/cat.jpg").respond_with_data(
+        sample_jpeg("cat"), mimetype="image/jpeg"
+    )
+    client = make_app(allow_loopback_urls=True).test_client()
+    url = httpserver.url_for("/cat.jpg")
+
+    refused = client.post("/predict", json={"url": url, "model": model})
+
+    assert refused.status_code == status, refused.get_data(as_text=True)
+    assert httpserver.log == []  # refused before the download
+    fetched = client.post("/predict", json={"url": url, "model": "mobilenet_v3_large"})
+    assert fetched.status_code == 200, fetched.get_data(as_text=True)
+    assert len(httpserver.log) == 1
+
+
 def test_a_new_caller_who_picks_an_unknown_model_gets_no_session(client):
     response = client.put("/model/vgg16")
     assert response.status_code == 404
