@@ -140,7 +140,8 @@ def render_prediction(result: dict[str, Any], round_trip_ms: float) -> None:
     timing = result.get("timing_ms") or {}
     backend_ms = timing.get("total_ms")
     st.subheader(f"{result.get('category', '?')}")
-    model, backend, trip = st.columns(3)
+    # Model names such as mobilenet_v3_large need half the width not to be cut off.
+    model, backend, trip = st.columns([2, 1, 1])
     model.metric("Model", result.get("model", "?"))
     backend.metric("Backend time", "?" if backend_ms is None else f"{backend_ms:.0f} ms")
     trip.metric("Round trip", f"{round_trip_ms:.0f} ms")

@@ -12,6 +12,8 @@ from tests.support.images import sample_jpeg
 from tests.support.servers import start_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
+# True when the element, or anything in it, hides part of its text (an ellipsis).
+CUT_OFF = "el => [el, ...el.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth)"
 
 
 @pytest.fixture
@@ -38,4 +40,6 @@ def test_a_photo_uploaded_in_chromium_is_classified(frontend_v1):
             ["efficientnet_lite0", ms, ms], timeout=APP_TIMEOUT_SECONDS * 1000
         )
         assert page.locator('[data-testid="stAlert"]').count() == 0
+        model_name = page.get_by_test_id("stMetricValue").first
+        assert not model_name.evaluate(CUT_OFF), "the model's name is cut off"
     assert frontend_v1.alive()
