@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench import assets as bench_assets
 from bench import report, servers
-from bench.load import run_locust
+from bench.load import paired_differences, run_locust
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -105,11 +105,16 @@ def load_run(server, args, assets, log_dir, label, stages, also=None, seconds=No
         stages_list,
         stage_seconds=seconds or args.stage_seconds,
         warmup=args.warmup,
-        out=log_dir / f"samples-{label}.json",
+        out=samples_path(log_dir, label),
         log=log_dir / f"locust-{label}.log",
         also=also,
     )
     return [r.to_json() for r in results]
+
+
+def samples_path(log_dir: Path, label: str) -> Path:
+    """Where a load run keeps locust's raw samples."""
+    return log_dir / f"samples-{label}.json"
 
 
 def progress(message: str) -> None:
@@ -242,7 +247,9 @@ def measure_gateway(args, assets, model: str, log_dir: Path) -> dict:
     finally:
         for server in [*started, service]:
             server.stop()
-    return {"model": model, "stages": stages}
+    raw = json.loads(samples_path(log_dir, "gateway").read_text())
+    paired = paired_differences(raw, args.warmup, base="direct")
+    return {"model": model, "stages": stages, "paired": [p.to_json() for p in paired]}
 
 
 def measure_memory(model: str, assets, log_dir: Path) -> dict:

@@ -6,11 +6,13 @@ Driven by environment variables (bench.load sets them):
   BENCH_STAGE_S   seconds per stage (warm-up included; bench.load drops the warm-up)
   BENCH_OUT       JSON file for the raw samples
   BENCH_ALSO      optional "name=url,name=url": each user then takes turns between
-                  the host and these base URLs, so all are compared under the
-                  same noise (the gateway figure)
+                  the host and these base URLs, in a shuffled order, sending the
+                  same photo to each, so all are compared under the same noise
+                  (the gateway figure)
 Each completed request is kept with its exact time (locust's own percentiles are
 rounded), and each stage's start is kept, so bench.load computes throughput
-and percentiles over the measured part of every stage.
+and percentiles over the measured part of every stage. With BENCH_ALSO, each
+turn is kept too, so bench.load can pair the paths' latencies turn by turn.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import random
 import time
 from pathlib import Path
 
@@ -36,6 +39,8 @@ HEADERS = {"Content-Type": MULTIPART_CONTENT_TYPE}
 _user_ids = itertools.count()
 samples: list[tuple[str, float, float, bool]] = []  # name, end time, ms, ok
 stage_starts: list[tuple[float, int]] = []
+turns: list[tuple[float, dict[str, float | None]]] = []  # end time, name -> ms (None: failed)
+_order = random.Random(0)  # the order of the paths in each turn: no path always goes first
 
 
 class PredictUser(FastHttpUser):
@@ -51,9 +56,20 @@ class PredictUser(FastHttpUser):
     @task
     def predict(self) -> None:
         body = next(self.bodies)
-        self.client.post("/predict", data=body, headers=HEADERS, name="predict")
-        for name, url in ALSO:
-            self.client.post(url + "/predict", data=body, headers=HEADERS, name=name)
+        if not ALSO:
+            self.client.post("/predict", data=body, headers=HEADERS, name="predict")
+            return
+        paths = [("predict", ""), *ALSO]
+        _order.shuffle(paths)
+        turn: dict[str, float | None] = {}
+        for name, url in paths:
+            with self.client.post(
+                url + "/predict", data=body, headers=HEADERS, name=name, catch_response=True
+            ) as response:
+                pass  # reported on leaving the block, as without catch_response
+            meta = response.request_meta  # the very figures the samples keep
+            turn[name] = meta["response_time"] if meta["exception"] is None else None
+        turns.append((time.time(), turn))
 
 
 class Stages(LoadTestShape):
@@ -81,5 +97,12 @@ def _write(environment, **_kw):
     out = os.environ.get("BENCH_OUT")
     if out:
         Path(out).write_text(
-            json.dumps({"stage_starts": stage_starts, "end": time.time(), "samples": samples})
+            json.dumps(
+                {
+                    "stage_starts": stage_starts,
+                    "end": time.time(),
+                    "samples": samples,
+                    "turns": turns,
+                }
+            )
         )

@@ -243,17 +243,32 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
                 )
             )
     gateway = results.get("gateway")
-    if gateway:
-        p50 = {stage["name"]: stage["p50_ms"] for stage in gateway["stages"]}
-        via, direct, floor = p50.get("predict"), p50.get("direct"), p50.get("passthrough")
-        if via and direct:
-            measured = (
-                f"{via:.1f} ms via the gateway, {direct:.1f} ms direct: {via - direct:+.1f} ms"
-            )
-            if floor:
-                measured += f" (a bare pass-through proxy: {floor - direct:+.1f} ms)"
-            checks.append(("the gateway adds at most 2 ms to p50", measured, via - direct <= 2.0))
+    if gateway and all(stage["p50_ms"] for stage in gateway["stages"]):
+        checks.append(_gateway_check(gateway))
     return checks
+
+
+def _gateway_check(gateway: dict) -> tuple[str, str, bool]:
+    """Judged on the turn-paired median when there is one (bench.load.paired_differences)."""
+    target = "the gateway adds at most 2 ms to p50"
+    p50 = {stage["name"]: stage["p50_ms"] for stage in gateway["stages"]}
+    via, direct, floor = p50.get("predict"), p50.get("direct"), p50.get("passthrough")
+    unpaired = f"{via:.1f} ms via the gateway, {direct:.1f} ms direct: {via - direct:+.1f} ms"
+    if floor:
+        unpaired += f" (a bare pass-through proxy: {floor - direct:+.1f} ms)"
+    paired = {entry["name"]: entry for entry in gateway.get("paired", [])}
+    if "predict" not in paired:
+        return target, unpaired, via - direct <= 2.0
+    added = paired["predict"]
+    measured = f"paired by turn: {_added(added)} over {added['pairs']} turns"
+    if "passthrough" in paired:
+        measured += f" (a bare pass-through proxy: {_added(paired['passthrough'])})"
+    return target, f"{measured}; unpaired p50s: {unpaired}", added["median_ms"] <= 2.0
+
+
+def _added(entry: dict) -> str:
+    low, high = entry["ci95_ms"]
+    return f"{entry['median_ms']:+.1f} ms (95% CI {low:+.1f} to {high:+.1f})"
 
 
 def _targets_section(results: dict) -> list[str]:
@@ -304,6 +319,18 @@ def _extras_section(results: dict) -> list[str]:
                 f"{_fmt(stage['p95_ms'])} | {_fmt(stage['p99_ms'])} |"
             )
         lines.append("")
+        if gateway.get("paired"):
+            lines += [
+                "Each turn sends one photo down every path, in a shuffled order. The target is "
+                "judged on the median of the per-turn differences from the direct call: pairing "
+                "cancels what the paths share (the photo, whose decoding time differs several-fold "
+                "between the samples, and the machine's slow moments), which the difference of "
+                "the unpaired p50s above carries as noise of a millisecond or more.",
+                "",
+            ]
+            for entry in gateway["paired"]:
+                lines.append(f"- {paths.get(entry['name'], entry['name'])}: {_added(entry)}")
+            lines.append("")
     return lines
 
 

@@ -91,6 +91,28 @@ def test_the_gateway_is_judged_on_p50_and_shown_against_a_bare_proxy():
     assert verdicts(late)[GATEWAY][1] is False
 
 
+def paired(name, median, low, high):
+    return {"name": name, "pairs": 150, "median_ms": median, "ci95_ms": [low, high]}
+
+
+def test_the_gateway_is_judged_on_its_turn_paired_median_when_measured():
+    measured = results(kit_rate=15.0, ceiling_rate=29.0, gateway_ms=(45.5, 44.0, 43.0))
+    measured["gateway"]["paired"] = [
+        paired("passthrough", 1.4, 1.1, 1.9),
+        paired("predict", 1.8, 1.4, 2.3),
+    ]
+    text, met = verdicts(measured)[GATEWAY]
+    assert met is True  # the unpaired p50s differ by 2.5 ms
+    assert text.startswith(
+        "paired by turn: +1.8 ms (95% CI +1.4 to +2.3) over 150 turns "
+        "(a bare pass-through proxy: +1.4 ms (95% CI +1.1 to +1.9)); "
+        "unpaired p50s: 45.5 ms via the gateway, 43.0 ms direct: +2.5 ms"
+    )
+    assert "- via gateway: +1.8 ms (95% CI +1.4 to +2.3)" in render(measured)
+    measured["gateway"]["paired"][1] = paired("predict", 2.1, 1.7, 2.6)
+    assert verdicts(measured)[GATEWAY][1] is False
+
+
 def test_the_small_model_and_the_limits_are_judged_and_rendered():
     measured = results(kit_rate=15.0, ceiling_rate=29.0)
     text, met = verdicts(measured)["resnet18: at least 0.9 of its limit (concurrency >= 4)"]
