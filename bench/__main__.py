@@ -31,7 +31,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=float, default=1.5)
     parser.add_argument(
-        "--gateway-seconds", type=float, default=24.0,
+        "--gateway-seconds", type=float, default=20.0,
         help="the gateway's one paired stage: a p50 difference of 2 ms needs many samples",
     )  # fmt: skip
     parser.add_argument("--limit-seconds", type=float, default=2.0)
