@@ -27,11 +27,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--models", default="resnet50,resnet18")
     parser.add_argument("--stages", default="1,2,4,8,16", help="concurrency levels")
     parser.add_argument(
-        "--stage-seconds", type=float, default=5.0, help="per level, warm-up included"
+        "--stage-seconds", type=float, default=4.5, help="per level, warm-up included"
     )
     parser.add_argument("--warmup", type=float, default=1.5)
     parser.add_argument(
-        "--gateway-seconds", type=float, default=20.0,
+        "--gateway-seconds", type=float, default=18.0,
         help="the gateway's one paired stage: a p50 difference of 2 ms needs many samples",
     )  # fmt: skip
     parser.add_argument("--limit-seconds", type=float, default=2.0)

@@ -34,6 +34,12 @@ def _fmt(value, digits=1) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _ratio(value: float, bound: float) -> str:
+    """Two decimals, or three where two would round a miss onto its bound (1.497: 1.50)."""
+    text = f"{value:.2f}"
+    return f"{value:.3f}" if float(text) == bound and value != bound else text
+
+
 def render(results: dict) -> str:
     machine = results["machine_before"]
     lines = [
@@ -146,7 +152,7 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
         checks.append(
             (
                 "throughput at concurrency >= 4 is at least 0.95 of the limit",
-                ", ".join(f"c={c}: {v:.2f}" for c, v in shares.items()),
+                ", ".join(f"c={c}: {_ratio(v, 0.95)}" for c, v in shares.items()),
                 shares[worst] >= 0.95,
             )
         )
@@ -169,7 +175,7 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
                 continue
             ratio = stage["throughput"] / base["throughput"]
             parts.append(
-                f"c={stage['users']}: x{ratio:.2f}, p99 {stage['p99_ms']:.0f} vs "
+                f"c={stage['users']}: x{_ratio(ratio, 1.5)}, p99 {stage['p99_ms']:.0f} vs "
                 f"{_fmt(base['p99_ms'], 0)} ms"
             )
             met &= ratio >= 1.5 and (base["p99_ms"] is None or stage["p99_ms"] < base["p99_ms"])
@@ -191,7 +197,7 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
         checks.append(
             (
                 "p50 at concurrency 1 at most 1.15x the bare batch-1 latency",
-                f"{alone['p50_ms']:.1f} ms vs {bare:.1f} ms: x{ratio:.2f}",
+                f"{alone['p50_ms']:.1f} ms vs {bare:.1f} ms: x{_ratio(ratio, 1.15)}",
                 ratio <= 1.15,
             )
         )
@@ -201,7 +207,8 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
         checks.append(
             (
                 "p99 at most 2x p50 at concurrency 8",
-                f"p50 {eight['p50_ms']:.0f} ms, p99 {eight['p99_ms']:.0f} ms: x{ratio:.2f}",
+                f"p50 {eight['p50_ms']:.0f} ms, p99 {eight['p99_ms']:.0f} ms: "
+                f"x{_ratio(ratio, 2.0)}",
                 ratio <= 2.0,
             )
         )
@@ -222,7 +229,7 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
             (
                 "PSS with 2 workers at most 1.3x that of 1 worker",
                 ", ".join(f"{w} worker(s): {b / 2**20:.0f} MiB" for w, b in memory.items())
-                + f"; 2/1 = x{ratio:.2f}",
+                + f"; 2/1 = x{_ratio(ratio, 1.3)}",
                 ratio <= 1.3,
             )
         )
@@ -238,7 +245,7 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
             checks.append(
                 (
                     "resnet18: at least 0.9 of its limit (concurrency >= 4)",
-                    ", ".join(f"c={c}: {v:.2f}" for c, v in shares.items()),
+                    ", ".join(f"c={c}: {_ratio(v, 0.9)}" for c, v in shares.items()),
                     min(shares.values()) >= 0.9,
                 )
             )

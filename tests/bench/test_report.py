@@ -122,3 +122,12 @@ def test_the_small_model_and_the_limits_are_judged_and_rendered():
     assert "The pipelined bound: **29.0 img/s**" in markdown
     assert "at 33.0 img/s (1 process(es) x 2 thread(s), batch 8) plus 4.0 ms" in markdown
     assert "| via bare proxy | 100 | 46.0 |" in markdown
+
+
+def test_a_ratio_that_rounds_onto_its_bound_shows_which_side_it_is_on():
+    text, met = verdicts(results(kit_rate=16.02, ceiling_rate=29.0))[KIT]
+    assert not met
+    assert "c=4: x1.498" in text  # 24 / 16.02: "x1.50" would read as met
+    text, met = verdicts(results(kit_rate=16.0, ceiling_rate=29.0))[KIT]
+    assert met
+    assert "c=4: x1.50," in text
