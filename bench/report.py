@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from pathlib import Path
 
@@ -35,9 +36,13 @@ def _fmt(value, digits=1) -> str:
 
 
 def _ratio(value: float, bound: float) -> str:
-    """Two decimals, or three where two would round a miss onto its bound (1.497: 1.50)."""
+    """Two decimals; where those would show the bound itself (1.4998 as 1.50), three,
+    rounded away from the bound, so the figure shows which side of it the value is."""
     text = f"{value:.2f}"
-    return f"{value:.3f}" if float(text) == bound and value != bound else text
+    if float(text) != bound or value == bound:
+        return text
+    away = math.floor if value < bound else math.ceil
+    return f"{away(value * 1000) / 1000:.3f}"
 
 
 def render(results: dict) -> str:

@@ -128,6 +128,9 @@ def test_a_ratio_that_rounds_onto_its_bound_shows_which_side_it_is_on():
     text, met = verdicts(results(kit_rate=16.02, ceiling_rate=29.0))[KIT]
     assert not met
     assert "c=4: x1.498" in text  # 24 / 16.02: "x1.50" would read as met
+    text, met = verdicts(results(kit_rate=16.003, ceiling_rate=29.0))[KIT]
+    assert not met
+    assert "c=4: x1.499" in text  # 1.4997: rounded it would be 1.500
     text, met = verdicts(results(kit_rate=16.0, ceiling_rate=29.0))[KIT]
     assert met
     assert "c=4: x1.50," in text
