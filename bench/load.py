@@ -43,7 +43,8 @@ def run_locust(
     log: Path,
     also: dict[str, str] | None = None,
 ) -> list[StageResult]:
-    """`also`: name -> base URL, each called after the host with the same upload."""
+    """`also`: name -> base URL, each called in the same turn as the host, in a shuffled
+    order, with the same upload."""
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO_ROOT),
