@@ -66,7 +66,10 @@ def create_app(settings: BackendV1Settings | None = None) -> Flask:
     loaded = load_without_init(settings.model_name, settings.weights_source) or load_or_exit(
         settings.model_name, settings.weights_source
     )
-    holder = ModelHolder(Predictor(loaded, channels_last=settings.channels_last), settings)
+    predictor = Predictor(
+        loaded, channels_last=settings.channels_last, fold_batch_norm=settings.fold_batch_norm
+    )
+    holder = ModelHolder(predictor, settings)
     app.extensions["model_holder"] = holder
     register_error_handlers(app)
     app.register_blueprint(health_blueprint(holder.not_ready_reason))

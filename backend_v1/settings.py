@@ -18,3 +18,6 @@ class BackendV1Settings(ServingSettings):
     # (classifier.batching.default_engines).
     inference_engines: int | None = Field(None, ge=1)
     channels_last: bool = Field(True, description="NHWC weights and inputs (faster on CPU)")
+    fold_batch_norm: bool = Field(
+        True, description="fold each BatchNorm into the convolution before it, once at load"
+    )

@@ -28,6 +28,7 @@ import torchvision
 from PIL import Image
 
 from bench.assets import load_photos
+from classifier.folding import count_batch_norms, fold_batch_norm
 from classifier.images import decode_image
 
 WEIGHTS_ENUMS = {
@@ -37,15 +38,17 @@ WEIGHTS_ENUMS = {
 
 
 class BareModel:
-    """torchvision's model and its weights' own transform, nothing else."""
+    """torchvision's model and its weights' own transform, nothing else; `as_served`:
+    with backend_v1's arithmetic (BatchNorms folded, channels_last weights and inputs)."""
 
-    def __init__(self, model: str, weights: Path, *, channels_last: bool = False) -> None:
+    def __init__(self, model: str, weights: Path, *, as_served: bool = False) -> None:
         self.name = model
         self.module = torchvision.models.get_model(model, weights=None)
         self.module.load_state_dict(torch.load(weights, weights_only=True))
         self.module.eval()
-        self.channels_last = channels_last
-        if channels_last:
+        self.as_served = as_served
+        if as_served:
+            self.module = fold_batch_norm(self.module, model)
             self.module = self.module.to(memory_format=torch.channels_last)
         self.transform = WEIGHTS_ENUMS[model].transforms()
 
@@ -56,7 +59,7 @@ class BareModel:
         return self.forward(torch.stack([self.preprocess(data) for data in jpegs]))
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
+        if self.as_served:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             return self.module(batch).softmax(-1).topk(5)
@@ -156,7 +159,8 @@ def measure(model: BareModel, jpegs: list[bytes], seconds, batches, cores) -> di
     )
     return {
         "model": model.name,
-        "channels_last": model.channels_last,
+        "as_served": model.as_served,
+        "batch_norms_left": count_batch_norms(model.module),
         "cores": cores,
         "configs": configs,
         "best": best,
@@ -194,18 +198,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--batches", default="1,2,4,8")
     parser.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument(
+        "--as-served", action="store_true",
+        help="BatchNorms folded and channels_last, as backend_v1 runs the model",
+    )  # fmt: skip
     parser.add_argument(
         "--pipelined-bound", action="store_true",
-        help="also the forward pass alone and the preprocessing cost (needs --channels-last)",
+        help="also the forward pass alone and the preprocessing cost (needs --as-served)",
     )  # fmt: skip
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    if args.pipelined_bound and not args.channels_last:
-        parser.error("--pipelined-bound is the channels_last model's bound: add --channels-last")
+    if args.pipelined_bound and not args.as_served:
+        parser.error("--pipelined-bound is the served model's bound: add --as-served")
     batches = [int(b) for b in args.batches.split(",")]
     # One model load and one read of the photos serve every measurement.
-    model = BareModel(args.model, args.weights, channels_last=args.channels_last)
+    model = BareModel(args.model, args.weights, as_served=args.as_served)
     jpegs = [data for _, data in load_photos(args.photos)]
     result = measure(model, jpegs, args.seconds, batches, args.cores)
     if args.pipelined_bound:

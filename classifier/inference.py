@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from PIL import Image
 
+from classifier import folding
 from classifier.models import LoadedModel, imagenet_categories
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,11 @@ def configure_threads(threads: int) -> None:
 class Predictor:
     """One loaded model and what it takes to run it on PIL images."""
 
-    def __init__(self, loaded: LoadedModel, *, channels_last: bool = False) -> None:
+    def __init__(
+        self, loaded: LoadedModel, *, channels_last: bool = False, fold_batch_norm: bool = False
+    ) -> None:
+        if fold_batch_norm:
+            loaded = replace(loaded, module=folding.fold_batch_norm(loaded.module, loaded.name))
         self.loaded = loaded
         self.categories = imagenet_categories()
         # NHWC lets oneDNN skip layout reorders (see the README's Performance section).

@@ -124,10 +124,11 @@ def resnet18_file(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_batched_channels_last_predictions_equal_plain_ones(resnet18_file):
+def test_batched_served_predictions_equal_plain_ones(resnet18_file):
+    """Batched, channels_last and BatchNorms folded, as backend_v1 serves."""
     source = WeightsSource.parse(str(resnet18_file))
     plain = Predictor(load_model("resnet18", source))
-    fast = Predictor(load_model("resnet18", source), channels_last=True)
+    fast = Predictor(load_model("resnet18", source), channels_last=True, fold_batch_norm=True)
     batched = BatchedPredictor(fast, BatchScheduler(fast.forward, cores=2, max_batch=4))
     batched.warm_up()
     photos = ["cat", "coffee", "rocket"] * 2
