@@ -10,6 +10,10 @@ BIN := $(VENV)/bin
 VERSION ?= v1
 PORT ?= 8080
 PYTEST_ARGS ?=
+# make test runs the suite in this many pytest-xdist processes, a test file each
+# at a time (module fixtures stay in one process): most tests wait on servers and
+# subprocesses, so two processes keep both cores of a 2-core machine busy.
+TEST_WORKERS ?= 2
 # uv installs the pinned torch pair from the default index and ignores the
 # machine's pip configuration (whose CPU torch wheel does not fit torchvision).
 UV := $(PYTHON) -m uv
@@ -36,7 +40,7 @@ serve: setup  ## start one service alone: make serve SERVICE=<component> PORT=<p
 test: setup  ## run the whole offline test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: setup  ## the suite without the slow, browser and gcloud groups
 	$(BIN)/python -m pytest -m "not slow and not browser and not gcloud" $(PYTEST_ARGS)

@@ -39,6 +39,7 @@ def run_limit(inputs, *options):
     return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow
 def test_the_ceiling_runs_the_model_as_served_and_bounds_a_pipelined_server(inputs):
     out = inputs[2] / "ceiling.json"
     done = run_limit(inputs, "--as-served", "--pipelined-bound", "--out", str(out))
@@ -52,9 +53,3 @@ def test_the_ceiling_runs_the_model_as_served_and_bounds_a_pipelined_server(inpu
     # Decoding costs something, so the bound is below the forward pass alone.
     assert 0 < bound["img_per_s"] < bound["forward_only_best"]["img_per_s"]
     assert bound["preprocess_ms_per_image"] > 0
-
-
-def test_the_pipelined_bound_of_the_bare_model_is_refused(inputs):
-    done = run_limit(inputs, "--pipelined-bound")
-    assert done.returncode == 2
-    assert "add --as-served" in done.stderr
