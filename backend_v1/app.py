@@ -40,6 +40,7 @@ class ModelHolder:
                 cores=available_cores(),
                 max_batch=settings.max_batch,
                 gather_s=settings.batch_wait_ms / 1000,
+                linger_s=settings.batch_linger_ms / 1000,
                 engines=settings.inference_engines
                 or default_engines(predictor.loaded.spec.parameters),
             ),

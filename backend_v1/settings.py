@@ -13,6 +13,9 @@ class BackendV1Settings(ServingSettings):
     max_batch: int = Field(4, ge=1, le=64)
     # How long an engine may wait for images it knows are on their way.
     batch_wait_ms: float = Field(5.0, ge=0, le=1000)
+    # Under load, how long the single engine on every core may wait for the users it
+    # has just answered to send their next images, to run them as one batch (0: never).
+    batch_linger_ms: float = Field(40.0, ge=0, le=1000)
     # Forward passes at a time: 1, a single batched pass on every core; N, up to N
     # single-threaded passes (at most one per core). Default: by model size
     # (classifier.batching.default_engines).

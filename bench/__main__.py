@@ -125,6 +125,7 @@ def progress(message: str) -> None:
 ABLATIONS = {
     "as shipped": {},
     "no micro-batching (MAX_BATCH=1)": {"MAX_BATCH": "1"},
+    "no waiting for the users just answered (BATCH_LINGER_MS=0)": {"BATCH_LINGER_MS": "0"},
     "no channels_last (CHANNELS_LAST=false)": {"CHANNELS_LAST": "false"},
     "no BatchNorm folding (FOLD_BATCH_NORM=false)": {"FOLD_BATCH_NORM": "false"},
     "one single-threaded engine per core (INFERENCE_ENGINES=2)": {"INFERENCE_ENGINES": "2"},

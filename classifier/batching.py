@@ -11,6 +11,12 @@ images through. The scheduler switches between the two on its own:
   otherwise one core and a batch of up to `max_batch` queued images (it waits
   up to `gather_s` for the images it expects from requests still preparing);
 - cores are counted, so engines never run more intra-op threads than cores;
+- a single engine on every core that has just answered several requests under
+  load waits up to `linger_s` for as many to come back (a user sends the next
+  image once the last answer arrives): running a lone image first and the others
+  behind it is slower, because a multi-threaded pass that shares the cores with
+  other requests' decoding stalls whenever one of its threads is preempted
+  (its OpenMP threads wait for each other), while a full batch runs alone;
 - "alone" means no request overlapped another within the last
   `overlap_memory_s`: with two closed-loop users, the second request arrives
   just after the first has taken every core, and taking turns on all cores
@@ -99,6 +105,7 @@ class BatchScheduler:
         gather_s: float = 0.005,
         engines: int | None = None,
         overlap_memory_s: float = 1.0,
+        linger_s: float = 0.0,
     ) -> None:
         self._forward = forward
         self.cores = max(1, cores)
@@ -107,6 +114,7 @@ class BatchScheduler:
         self.max_batch = max(1, max_batch)
         self.gather_s = gather_s
         self.overlap_memory_s = overlap_memory_s
+        self.linger_s = linger_s
         self._overlapped_at = -math.inf  # when a request last arrived while another was in
         self._lock = threading.Condition()
         self._queue: deque[_Job] = deque()
@@ -115,6 +123,11 @@ class BatchScheduler:
         self._running_engines = 0
         self._busy_cores = 0
         self._engines: list[threading.Thread] = []
+        # For lingering: requests admitted in all, and at the end of the last pass.
+        self._admitted = 0
+        self._admitted_at_free = 0
+        self._freed_at = -math.inf
+        self._last_pass_size = 0
 
     def start(self) -> None:
         """Start the engine threads (after a fork: threads do not survive one)."""
@@ -144,6 +157,7 @@ class BatchScheduler:
             if self._preparing or self._queue or self._running_jobs:
                 self._overlapped_at = time.perf_counter()
             self._preparing += 1
+            self._admitted += 1
         try:
             use_threads(1)  # preprocessing shares the cores with the engines
             job = _Job(prepare())
@@ -189,6 +203,9 @@ class BatchScheduler:
                     self._busy_cores -= threads
                     self._running_engines -= 1
                     self._running_jobs -= len(jobs)
+                    self._freed_at = time.perf_counter()
+                    self._admitted_at_free = self._admitted
+                    self._last_pass_size = len(jobs)
                     self._lock.notify_all()
                 for job in jobs:
                     job.done.set()
@@ -219,6 +236,11 @@ class BatchScheduler:
                     if remaining > 0:
                         self._lock.wait(remaining)
                         continue
+                if self._awaiting_returns():
+                    remaining = self._freed_at + self.linger_s - time.perf_counter()
+                    if remaining > 0:
+                        self._lock.wait(remaining)
+                        continue
                 size = max(1, min(share, len(self._queue)))
                 jobs = [self._queue.popleft() for _ in range(size)]
                 threads = self.cores if alone else 1
@@ -226,6 +248,22 @@ class BatchScheduler:
                 self._running_engines += 1
                 self._running_jobs += size
                 return jobs, threads
+
+    def _awaiting_returns(self) -> bool:
+        """Whether the single engine should wait for the users it just answered.
+
+        Only under load (requests overlapped recently), only until as many
+        requests have arrived as the last pass answered and all of them are
+        prepared, never past a full batch, and at most `linger_s` after that
+        pass. When the load drops to one user, its first request waits out
+        `linger_s` once; from then on it is the one request awaited.
+        """
+        if not self.linger_s or len(self._engines) != 1:
+            return False
+        if len(self._queue) >= self.max_batch or not self._recently_shared():
+            return False
+        returned = self._admitted - self._admitted_at_free
+        return self._preparing > 0 or returned < self._last_pass_size
 
     def _recently_shared(self) -> bool:
         return time.perf_counter() - self._overlapped_at < self.overlap_memory_s

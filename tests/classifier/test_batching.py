@@ -89,6 +89,62 @@ def test_concurrent_requests_are_batched_one_core_per_engine():
     assert forward.most_threads <= 2
 
 
+def closed_loop_batch_sizes(linger_s: float) -> list[int]:
+    """Two users, each sending its next image as soon as the last answer is back, on
+    one engine over two cores: the batch size of every pass after the first two."""
+    forward = RecordingForward(seconds=0.03)
+    scheduler = BatchScheduler(forward, cores=2, max_batch=4, engines=1, linger_s=linger_s)
+
+    def decoded() -> torch.Tensor:
+        time.sleep(0.01)  # decoding and preprocessing, on the request's own thread
+        return torch.ones(3)
+
+    def user(start_after: float) -> None:
+        time.sleep(start_after)
+        for _ in range(6):
+            scheduler.run(decoded)
+            time.sleep(0.005)  # the answer travels back, the next upload arrives
+
+    users = [threading.Thread(target=user, args=(delay,)) for delay in (0, 0.015)]
+    for thread in users:
+        thread.start()
+    for thread in users:
+        thread.join(30)
+    return [size for size, _ in forward.calls[2:]]
+
+
+def test_one_engine_under_load_waits_for_the_users_it_just_answered():
+    """The second user arrives while the first one's image runs. Without lingering
+    they then take turns, one image per pass; lingering for the user just
+    answered puts both images in one pass."""
+    assert closed_loop_batch_sizes(linger_s=0).count(1) > 4
+    with_linger = closed_loop_batch_sizes(linger_s=1.0)
+    assert with_linger.count(2) >= len(with_linger) - 1
+
+
+def test_lingering_ends_when_the_answered_users_do_not_come_back():
+    forward = RecordingForward(0.01)
+    scheduler = BatchScheduler(forward, cores=2, engines=1, gather_s=1.0, linger_s=1.0)
+    arrived = threading.Barrier(4)
+
+    def decoded() -> torch.Tensor:
+        arrived.wait(10)  # all four are in before any is queued
+        return torch.ones(3)
+
+    users = [threading.Thread(target=scheduler.run, args=(decoded,)) for _ in range(4)]
+    for thread in users:
+        thread.start()
+    for thread in users:
+        thread.join(10)
+    assert forward.calls == [(4, 2)]
+    # One of the four goes on alone: its first image waits for the others, but
+    # not forever; its next ones are the only images awaited, so they do not wait.
+    first, *then = [scheduler.run(lambda: torch.ones(3)) for _ in range(3)]
+    assert first.batch_size == 1
+    assert first.queue_ms >= 500
+    assert all(outcome.queue_ms < 500 for outcome in then)
+
+
 def test_an_error_reaches_the_request_and_the_engine_survives():
     calls = []
 
