@@ -224,7 +224,7 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
         checks.append(
             (
                 "cold start at most the torch+torchvision import time + 0.5 s",
-                f"ready after {ready:.2f} s, import {imported:.2f} s: +{ready - imported:.2f} s",
+                f"ready after {ready:.2f} s, import {imported:.2f} s: {ready - imported:+.2f} s",
                 ready <= imported + 0.5,
             )
         )

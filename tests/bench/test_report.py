@@ -134,3 +134,12 @@ def test_a_ratio_that_rounds_onto_its_bound_shows_which_side_it_is_on():
     text, met = verdicts(results(kit_rate=16.0, ceiling_rate=29.0))[KIT]
     assert met
     assert "c=4: x1.50," in text
+
+
+def test_the_cold_start_is_shown_as_a_signed_difference_from_the_import():
+    cold = "cold start at most the torch+torchvision import time + 0.5 s"
+    measured = results(kit_rate=15.0, ceiling_rate=29.0)
+    measured["cold_start"] = {"ready_s": [6.6, 6.7, 6.8], "import_s": [6.8, 6.9, 7.0]}
+    assert verdicts(measured)[cold] == ("ready after 6.70 s, import 6.90 s: -0.20 s", True)
+    measured["cold_start"] = {"ready_s": [7.6], "import_s": [6.9]}
+    assert verdicts(measured)[cold] == ("ready after 7.60 s, import 6.90 s: +0.70 s", False)
