@@ -11,9 +11,9 @@ images through. The scheduler switches between the two on its own:
   otherwise one core and a batch of up to `max_batch` queued images (it waits
   up to `gather_s` for the images it expects from requests still preparing);
 - cores are counted, so engines never run more intra-op threads than cores;
-- a single engine on every core that has just answered several requests under
-  load waits up to `linger_s` for as many to come back (a user sends the next
-  image once the last answer arrives): running a lone image first and the others
+- under load, a single engine on every core that has just answered requests
+  waits up to `linger_s` for as many to come back (a user sends the next image
+  once the last answer arrives): running a lone image first and the others
   behind it is slower, because a multi-threaded pass that shares the cores with
   other requests' decoding stalls whenever one of its threads is preempted
   (its OpenMP threads wait for each other), while a full batch runs alone;
