@@ -24,7 +24,8 @@ from classifier.web import (
 from v3_gateway.availability import Availability
 from v3_gateway.incoming import Incoming, read_incoming
 from v3_gateway.settings import GatewayServerSettings, GatewaySettings
-from v3_gateway.upstream import Deadline, ModelClient, PoolPerProcess, Reply
+from v3_gateway.transport import HandlePerThread
+from v3_gateway.upstream import Deadline, ModelClient, Reply
 
 log = logging.getLogger(__name__)
 SESSION_KEY = "model"
@@ -55,8 +56,10 @@ def create_app(
     register_error_handlers(app)
 
     threads = GatewayServerSettings().gunicorn_threads
-    pools = PoolPerProcess(pool_size=threads, pools=len(settings.routes))
-    clients = {name: ModelClient(route, settings, pools) for name, route in settings.routes.items()}
+    handles = HandlePerThread()
+    clients = {
+        name: ModelClient(route, settings, handles) for name, route in settings.routes.items()
+    }
     availability = Availability(clients, settings.probe_cache_seconds)
     app.extensions["v3_gateway"] = {"clients": clients, "availability": availability}
     if len(clients) > 1 and settings.max_in_flight_per_model >= threads:

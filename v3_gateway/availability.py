@@ -12,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from v3_gateway.breaker import OPEN
-from v3_gateway.upstream import ModelClient, UpstreamError, root_cause
+from v3_gateway.transport import TransportError
+from v3_gateway.upstream import ModelClient
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,8 @@ def probe(client: ModelClient) -> Status:
         if ready.status != 200:
             return Status(name, False, f"model service not ready (HTTP {ready.status})")
         listed = client.probe("/models").json().get("models", [])
-    except UpstreamError as exc:
-        return Status(name, False, f"model service unreachable: {type(root_cause(exc)).__name__}")
+    except TransportError as exc:
+        return Status(name, False, f"model service unreachable ({exc})")
     except (ValueError, AttributeError) as exc:
         return Status(name, False, f"model service unreachable: {type(exc).__name__}")
     entry = next((item for item in listed if item.get("name") == name), None)

@@ -3,8 +3,8 @@
 Preloaded: the app is made once in the master, so every worker shares one
 SECRET_KEY (when none is set, each process would invent its own and reject
 the session cookies the others signed). Nothing in the master opens a socket
-to a model service: each worker makes its own connection pool after the fork
-(v3_gateway/upstream.py says why).
+to a model service: each request thread makes its own libcurl handle, with its
+connections, on first use after the fork (v3_gateway/transport.py).
 """
 
 from classifier.server_config import gunicorn_options

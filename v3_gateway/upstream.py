@@ -1,95 +1,27 @@
-"""Calls from the gateway to the model services: pooled, bounded in time and in
-concurrency, retried only when the connection itself failed, behind a breaker.
-
-urllib3 directly rather than requests: the gateway needs only a pool, a retry
-policy and timeouts, and requests' per-call preparation (hooks, cookies,
-environment lookups) was a quarter of a millisecond of the gateway's own time
-per /predict (bench/, the gateway figure).
+"""Calls from the gateway to the model services: bounded in time and in
+concurrency, retried only when no connection was made, behind a breaker.
+The HTTP exchange itself is v3_gateway/transport.py (libcurl).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
-from dataclasses import dataclass
-
-import urllib3
-from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError
-from urllib3.exceptions import TimeoutError as Urllib3Timeout
-from urllib3.util import Retry
 
 from classifier import errors
 from v3_gateway.breaker import CircuitBreaker, CircuitOpen
 from v3_gateway.routes import ModelRoute
 from v3_gateway.settings import GatewaySettings
+from v3_gateway.transport import Answer, HandlePerThread, Timeouts, TransportError, exchange
 
 log = logging.getLogger(__name__)
 
 # Error codes a model service gives when the *image host* failed, not itself:
 # they must not count against the model's circuit.
 IMAGE_HOST_CODES = frozenset({"image_host_failed", "timeout", "url_forbidden"})
-
-# What a failed call to a model service raises: urllib3's own errors only.
-UpstreamError = HTTPError
-
-
-def connect_retry_only() -> Retry:
-    """One more try when the connection could not be made (the request never left),
-    none after a read error or timeout: a second inference is never started
-    behind the back of one that may still be running."""
-    return Retry(
-        total=None,
-        connect=1,
-        read=False,  # re-raise read errors as they are (ReadTimeoutError)
-        status=0,
-        other=0,
-        redirect=0,
-        allowed_methods=None,  # POST included; only connect failures reach a retry
-        raise_on_status=False,
-        backoff_factor=0,
-    )
-
-
-def root_cause(exc: HTTPError) -> BaseException:
-    """The error behind urllib3's "retries exhausted" wrapper."""
-    if isinstance(exc, MaxRetryError) and exc.reason is not None:
-        return exc.reason
-    return exc
-
-
-class PoolPerProcess:
-    """One urllib3 PoolManager per gunicorn worker, made on first use.
-
-    Made lazily, not at import or in create_app: sockets opened in gunicorn's
-    master would be inherited by every forked worker, and two processes sharing
-    one keep-alive connection read each other's answers. The pid check keeps
-    this right even if someone turns on preload_app. The pool is shared by the
-    worker's threads (urllib3's pools are thread-safe). It keeps no cookies and
-    reads no proxy settings from the environment.
-    """
-
-    def __init__(self, pool_size: int, pools: int) -> None:
-        self._pool_size = pool_size
-        self._pools = pools
-        self._lock = threading.Lock()
-        self._manager: urllib3.PoolManager | None = None
-        self._pid: int | None = None
-
-    def get(self) -> urllib3.PoolManager:
-        pid = os.getpid()
-        if self._pid != pid:
-            with self._lock:
-                if self._pid != pid:
-                    self._manager = urllib3.PoolManager(
-                        num_pools=self._pools,
-                        maxsize=self._pool_size,
-                        retries=connect_retry_only(),
-                    )
-                    self._pid = pid
-        return self._manager
+POST_HEADERS = ("Accept: application/json",)
 
 
 class Deadline:
@@ -113,18 +45,19 @@ class Deadline:
         return left
 
 
-@dataclass(frozen=True)
-class Reply:
-    """A model service's answer, body bytes untouched."""
+class Reply(Answer):
+    """A model service's answer, body bytes untouched, and what the gateway reads in it."""
 
-    status: int
-    body: bytes
-    content_type: str
-    elapsed_ms: float
+    @classmethod
+    def of(cls, answer: Answer) -> Reply:
+        return cls(answer.status, answer.body, answer.content_type, answer.elapsed_ms)
+
+    def json(self):
+        return json.loads(self.body)
 
     def error_code(self) -> str | None:
         try:
-            return json.loads(self.body)["error"]["code"]
+            return self.json()["error"]["code"]
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -139,10 +72,10 @@ class Reply:
 class ModelClient:
     """Everything the gateway knows about calling one model service."""
 
-    def __init__(self, route: ModelRoute, settings: GatewaySettings, pools: PoolPerProcess):
+    def __init__(self, route: ModelRoute, settings: GatewaySettings, handles: HandlePerThread):
         self.route = route
         self.settings = settings
-        self.pools = pools
+        self.handles = handles
         self.breaker = CircuitBreaker(
             route.name,
             fail_max=settings.breaker_fail_max,
@@ -195,68 +128,58 @@ class ModelClient:
 
     def _post(self, body: bytes, content_type: str, deadline: Deadline) -> Reply:
         left = deadline.check(self.name)
-        timeout = urllib3.Timeout(
-            connect=min(self.settings.upstream_connect_timeout, left),
-            read=min(self.settings.upstream_read_timeout, left),
+        timeouts = Timeouts(
+            connect=self.settings.upstream_connect_timeout,
+            read=self.settings.upstream_read_timeout,
+            total=left,
         )
-        started = time.perf_counter()
         try:
-            response = self.pools.get().request(
-                "POST",
+            answer = exchange(
+                self.handles.get(),
                 self.route.url + "/predict",
+                timeouts=timeouts,
+                max_bytes=self.settings.max_response_bytes,
                 body=body,
-                headers={"Content-Type": content_type, "Accept": "application/json"},
-                timeout=timeout,
-                preload_content=False,
-                redirect=False,
+                headers=(f"Content-Type: {content_type}", *POST_HEADERS),
             )
-            try:
-                data = self._read_body(response, deadline)
-            finally:
-                response.release_conn()
-            return Reply(
-                status=response.status,
-                body=data,
-                content_type=response.headers.get("Content-Type", ""),
-                elapsed_ms=(time.perf_counter() - started) * 1000,
-            )
-        except HTTPError as exc:
-            cause = root_cause(exc)
-            # A refused connection is a NewConnectionError, which urllib3 also
-            # files under its timeouts.
-            if isinstance(cause, Urllib3Timeout) and not isinstance(cause, NewConnectionError):
-                raise errors.UpstreamTimeout(
-                    f"Model {self.name!r} did not answer in time "
-                    f"(connect {timeout.connect_timeout:g} s, read {timeout.read_timeout:g} s).",
-                    model=self.name,
-                ) from None
-            log.warning("model %s at %s unreachable: %s", self.name, self.route.url, cause)
-            raise errors.ModelUnavailable(
-                f"Model {self.name!r} cannot be reached right now; try again shortly.",
+        except TransportError as exc:
+            raise self._failure(exc, timeouts) from None
+        return Reply.of(answer)
+
+    def _failure(self, exc: TransportError, timeouts: Timeouts) -> errors.ApiError:
+        """The API error for a failed exchange with this model's service."""
+        if exc.kind == "too_large":
+            return errors.ModelServiceFailed(
+                f"Model {self.name!r} sent an answer larger than "
+                f"{self.settings.max_response_bytes} bytes.",
                 model=self.name,
-                retry_after_seconds=1,
-            ) from None
-
-    def _read_body(self, response: urllib3.BaseHTTPResponse, deadline: Deadline) -> bytes:
-        """Read the answer in chunks, so the deadline and a size cap hold even
-        against a service that trickles bytes (the read timeout is per read)."""
-        chunks, size = [], 0
-        for chunk in response.stream(64 * 1024):
-            size += len(chunk)
-            if size > self.settings.max_response_bytes:
-                raise errors.ModelServiceFailed(
-                    f"Model {self.name!r} sent an answer larger than "
-                    f"{self.settings.max_response_bytes} bytes.",
-                    model=self.name,
-                )
-            deadline.check(self.name)
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def probe(self, path: str) -> urllib3.BaseHTTPResponse:
-        """A short GET for /ready or /models: no breaker, no slot, short timeouts."""
-        timeout = urllib3.Timeout(
-            connect=min(self.settings.upstream_connect_timeout, self.settings.probe_timeout),
-            read=self.settings.probe_timeout,
+            )
+        if exc.kind in ("connect_timeout", "read_timeout"):
+            return errors.UpstreamTimeout(
+                f"Model {self.name!r} did not answer in time (connect {timeouts.connect:g} s, "
+                f"read {timeouts.read:g} s, {timeouts.total:.3g} s left of the deadline).",
+                model=self.name,
+            )
+        log.warning("model %s at %s unreachable: %s", self.name, self.route.url, exc)
+        hint = " (TLS verification failed)" if exc.kind == "tls" else ""
+        return errors.ModelUnavailable(
+            f"Model {self.name!r} cannot be reached right now{hint}; try again shortly.",
+            model=self.name,
+            retry_after_seconds=1,
         )
-        return self.pools.get().request("GET", self.route.url + path, timeout=timeout)
+
+    def probe(self, path: str) -> Reply:
+        """A short GET for /ready or /models: no breaker, no slot, short timeouts.
+        Raises TransportError when the service cannot be reached."""
+        timeout = self.settings.probe_timeout
+        answer = exchange(
+            self.handles.get(),
+            self.route.url + path,
+            timeouts=Timeouts(
+                connect=min(self.settings.upstream_connect_timeout, timeout),
+                read=timeout,
+                total=timeout,
+            ),
+            max_bytes=self.settings.max_response_bytes,
+        )
+        return Reply.of(answer)

@@ -137,7 +137,9 @@ def test_models_reports_each_model_live(tmp_path, httpserver, model_stub, dead_u
         ("efficientnet_lite0", False, True),
     ]
     assert listed[0]["description"] == "ResNet-18"
-    assert listed[1]["reason"] == "model service unreachable: NewConnectionError"
+    reason = listed[1]["reason"]
+    assert reason.startswith("model service unreachable (connect_failed: "), reason
+    assert dead_url.removeprefix("http://").split(":")[1] in reason  # libcurl names the port
 
 
 def test_misrouted_service_is_reported(tmp_path, httpserver, model_stub):

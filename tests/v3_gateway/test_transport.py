@@ -1,0 +1,196 @@
+"""The gateway's HTTP exchange (libcurl) against loopback servers that misbehave on purpose."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import threading
+import time
+
+import pytest
+import trustme
+
+from v3_gateway.transport import HandlePerThread, Timeouts, TransportError, exchange
+
+QUICK = Timeouts(connect=2, read=5, total=10)
+
+
+class ScriptedServer:
+    """Accepts connections and plays `script(connection)` on each; counts the connections."""
+
+    def __init__(self, script, wrap=None) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._script, self._wrap = script, wrap
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:  # closed by stop()
+                return
+            self.connections += 1
+            threading.Thread(target=self._play, args=(connection,), daemon=True).start()
+
+    def _play(self, connection: socket.socket) -> None:
+        with contextlib.suppress(OSError, ssl.SSLError), connection:
+            if self._wrap:
+                connection = self._wrap(connection)
+            self._script(connection)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(script, wrap=None) -> ScriptedServer:
+        servers.append(ScriptedServer(script, wrap))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def read_request(connection: socket.socket) -> bytes:
+    """Read one request (headers and a Content-Length body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += connection.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    lengths = [line for line in head.lower().split(b"\r\n") if line.startswith(b"content-length")]
+    length = int(lengths[0].split(b":")[1]) if lengths else 0
+    while len(body) < length:
+        body += connection.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def answer(body: bytes, *, length: bool = True) -> bytes:
+    """A JSON answer, with a Content-Length or as one chunk."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    if length:
+        return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    return head + b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+
+
+def keep_answering(body: bytes):
+    def script(connection):
+        while True:
+            read_request(connection)
+            connection.sendall(answer(body))
+
+    return script
+
+
+def test_posts_the_body_as_given_and_reuses_the_connection(serve):
+    received = []
+
+    def script(connection):
+        while True:
+            received.append(read_request(connection))
+            connection.sendall(answer(b'{"ok": true}'))
+
+    server = serve(script)
+    handle = HandlePerThread().get()
+    body = bytes(range(256)) * 5000  # every byte value, 1.3 MB: libcurl would send "Expect:"
+    first = exchange(handle, server.url + "/predict", timeouts=QUICK, max_bytes=1024, body=body,
+                     headers=("Content-Type: application/octet-stream",))  # fmt: skip
+    second = exchange(handle, server.url + "/ready", timeouts=QUICK, max_bytes=1024)
+    assert (first.status, first.content_type) == (200, "application/json")
+    assert first.body == b'{"ok": true}'
+    assert second.body == b'{"ok": true}'
+    assert received[0].startswith(b"POST /predict HTTP/1.1\r\n")
+    assert received[0].endswith(b"\r\n\r\n" + body)
+    assert b"expect:" not in received[0].lower()  # no wait for "100 Continue"
+    assert received[1].startswith(b"GET /ready HTTP/1.1\r\n")  # the POST's options are gone
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_an_answer_over_the_limit_is_refused(serve, declared):
+    server = serve(lambda c: (read_request(c), c.sendall(answer(b"x" * 5000, length=declared))))
+    with pytest.raises(TransportError) as failed:
+        exchange(HandlePerThread().get(), server.url, timeouts=QUICK, max_bytes=4096)
+    assert failed.value.kind == "too_large"
+
+
+def test_a_silent_service_times_out_after_the_read_gap_not_the_deadline(serve):
+    server = serve(lambda c: (read_request(c), time.sleep(30)))
+    started = time.monotonic()
+    with pytest.raises(TransportError) as failed:
+        exchange(HandlePerThread().get(), server.url, timeouts=Timeouts(2, 1, 20), max_bytes=1024)
+    assert failed.value.kind == "read_timeout"
+    assert time.monotonic() - started < 15  # the 1 s read gap ended it, not the 20 s left
+
+
+def test_a_trickling_service_is_cut_off_at_the_deadline(serve):
+    def trickle(connection):
+        read_request(connection)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+        for _ in range(100):  # a byte per 0.3 s: never a 1 s gap, 30 s in all
+            connection.sendall(b"x")
+            time.sleep(0.3)
+
+    server = serve(trickle)
+    started = time.monotonic()
+    with pytest.raises(TransportError) as failed:
+        exchange(HandlePerThread().get(), server.url, timeouts=Timeouts(2, 1, 2), max_bytes=1024)
+    assert failed.value.kind == "read_timeout"
+    assert time.monotonic() - started < 15
+
+
+def test_a_refused_connection_is_a_connect_failure(serve):
+    server = serve(lambda c: None)
+    server.stop()  # nothing listens on its port any more
+    with pytest.raises(TransportError) as failed:
+        exchange(HandlePerThread().get(), server.url, timeouts=QUICK, max_bytes=1024)
+    assert failed.value.kind == "connect_failed"
+
+
+def test_a_request_that_reached_the_service_is_never_sent_twice(serve):
+    server = serve(lambda c: read_request(c))  # reads it, then hangs up without answering
+    with pytest.raises(TransportError) as failed:
+        exchange(HandlePerThread().get(), server.url, timeouts=QUICK, max_bytes=1024, body=b"img")
+    assert failed.value.kind == "broken"
+    assert server.connections == 1
+
+
+def test_proxy_settings_in_the_environment_are_ignored(serve, monkeypatch):
+    proxy = serve(lambda c: c.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"))
+    target = serve(keep_answering(b"{}"))
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, proxy.url)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    reply = exchange(HandlePerThread().get(), target.url, timeouts=QUICK, max_bytes=1024)
+    assert reply.status == 200
+    assert proxy.connections == 0
+
+
+def test_a_certificate_no_public_authority_signed_is_refused(serve):
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    server = serve(keep_answering(b"{}"), wrap=lambda c: context.wrap_socket(c, server_side=True))
+    with pytest.raises(TransportError) as failed:
+        exchange(HandlePerThread().get(), server.url.replace("http:", "https:"),
+                 timeouts=QUICK, max_bytes=1024)  # fmt: skip
+    assert failed.value.kind == "tls"
+
+
+def test_each_thread_has_its_own_handle():
+    handles = HandlePerThread()
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(handles.get()))
+    worker.start()
+    worker.join()
+    assert handles.get() is handles.get()
+    assert seen[0] is not handles.get()
