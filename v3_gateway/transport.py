@@ -3,8 +3,9 @@
 libcurl rather than urllib3: the gateway's own cost per /predict is mostly
 Python running cold (after the model's forward pass, or after a pause), and
 urllib3 sends and parses in Python (http.client, the email parser for headers).
-libcurl does both in C: the gateway in front of ResNet-50 added 0.2-0.7 ms less
-to p50 with it, three alternated rounds of 250 turns (bench/, the gateway figure).
+libcurl does both in C. In front of ResNet-50 the gateway added 0.45 ms less to
+the direct call with it (+1.86 against +2.31 ms, the medians of five alternated
+rounds of 250 turns; 0.2-0.7 ms less round by round).
 
 Each request thread keeps its own handle, and so its own keep-alive connections:
 a libcurl handle must not be used by two threads at once. Handles are made on
