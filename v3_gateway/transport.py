@@ -11,6 +11,13 @@ Each request thread keeps its own handle, and so its own keep-alive connections:
 a libcurl handle must not be used by two threads at once. Handles are made on
 first use in the thread, after gunicorn's fork, so no process inherits another's
 connections. Nothing is read from the environment: no proxy, no netrc, no cookies.
+
+Retries: ours, once, only when no connection was made. libcurl adds one of its
+own that no option turns off: a request sent on a kept-alive connection that
+closes before any answer goes once more on a new connection. The service
+dropped it with the connection (a worker that died took its inference along),
+so no inference runs twice at once; a request that kills its worker would
+kill a second one (tests/v3_gateway/test_transport.py pins both rules).
 """
 
 from __future__ import annotations

@@ -163,6 +163,31 @@ def test_a_request_that_reached_the_service_is_never_sent_twice(serve):
     assert server.connections == 1
 
 
+def test_a_kept_alive_connection_closed_before_answering_is_tried_once_more(serve):
+    """libcurl's own rule, not ours: the service dropped the request with its
+    connection (a worker that died takes its inference with it), so the request
+    goes once more on a new connection."""
+    received = []
+
+    def script(connection):
+        received.append(read_request(connection))
+        connection.sendall(answer(b"{}"))
+        if len(received) == 1:  # the first connection reads the next request and hangs up
+            received.append(read_request(connection))
+
+    server = serve(script)
+    handle = HandlePerThread().get()
+    for body in (b"first", b"second"):
+        reply = exchange(handle, server.url, timeouts=QUICK, max_bytes=1024, body=body)
+        assert reply.status == 200
+    assert [request.rsplit(b"\r\n", 1)[-1] for request in received] == [
+        b"first",
+        b"second",
+        b"second",
+    ]
+    assert server.connections == 2
+
+
 def test_proxy_settings_in_the_environment_are_ignored(serve, monkeypatch):
     proxy = serve(lambda c: c.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"))
     target = serve(keep_answering(b"{}"))
