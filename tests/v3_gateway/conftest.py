@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -83,26 +84,27 @@ def gateway_factory(service_log_dir, tmp_path):
         gateway.stop()
 
 
-class HangingService:
-    """Accepts connections and reads requests, never answers: a hung model service."""
+class ScriptedServer:
+    """A loopback server that plays `script(connection)` on each connection it
+    accepts (after `wrap`, e.g. a TLS handshake) and counts the connections."""
 
-    def __init__(self) -> None:
+    def __init__(self, script, wrap=None) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
+        self._script, self._wrap = script, wrap
         self._lock = threading.Lock()
         self._connections: list[socket.socket] = []
-        self._open = 0
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._accept, daemon=True).start()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def open_connections(self) -> int:
+    def connections(self) -> int:
+        """Connections accepted so far."""
         with self._lock:
-            return self._open
+            return len(self._connections)
 
     def _accept(self) -> None:
         while True:
@@ -112,17 +114,13 @@ class HangingService:
                 return
             with self._lock:
                 self._connections.append(connection)
-                self._open += 1
-            threading.Thread(target=self._drain, args=(connection,), daemon=True).start()
+            threading.Thread(target=self._play, args=(connection,), daemon=True).start()
 
-    def _drain(self, connection: socket.socket) -> None:
-        try:
-            while connection.recv(65536):
-                pass
-        except OSError:
-            pass
-        with self._lock:
-            self._open -= 1
+    def _play(self, connection: socket.socket) -> None:
+        with contextlib.suppress(OSError, ssl.SSLError), connection:
+            if self._wrap:
+                connection = self._wrap(connection)
+            self._script(connection)
 
     def stop(self) -> None:
         # shutdown() wakes the accept() above on Linux; close() alone may not.
@@ -135,6 +133,29 @@ class HangingService:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
             connection.close()
+
+
+class HangingService(ScriptedServer):
+    """Accepts connections and reads requests, never answers: a hung model service."""
+
+    def __init__(self) -> None:
+        self._open = 0
+        super().__init__(self._drain)
+
+    @property
+    def open_connections(self) -> int:
+        with self._lock:
+            return self._open
+
+    def _drain(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._open += 1
+        try:
+            while connection.recv(65536):
+                pass
+        finally:
+            with self._lock:
+                self._open -= 1
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import ssl
 import threading
@@ -11,40 +10,10 @@ import time
 import pytest
 import trustme
 
+from tests.v3_gateway.conftest import ScriptedServer
 from v3_gateway.transport import HandlePerThread, Timeouts, TransportError, exchange
 
 QUICK = Timeouts(connect=2, read=5, total=10)
-
-
-class ScriptedServer:
-    """Accepts connections and plays `script(connection)` on each; counts the connections."""
-
-    def __init__(self, script, wrap=None) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self._script, self._wrap = script, wrap
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self._listener.accept()
-            except OSError:  # closed by stop()
-                return
-            self.connections += 1
-            threading.Thread(target=self._play, args=(connection,), daemon=True).start()
-
-    def _play(self, connection: socket.socket) -> None:
-        with contextlib.suppress(OSError, ssl.SSLError), connection:
-            if self._wrap:
-                connection = self._wrap(connection)
-            self._script(connection)
-
-    def stop(self) -> None:
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
 
 
 @pytest.fixture
