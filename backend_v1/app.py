@@ -42,7 +42,7 @@ class ModelHolder:
                 gather_s=settings.batch_wait_ms / 1000,
                 linger_s=settings.batch_linger_ms / 1000,
                 engines=settings.inference_engines
-                or default_engines(predictor.loaded.spec.parameters),
+                or default_engines(predictor.loaded.spec.parameters, packed=predictor.packed),
             ),
         )
         self._warm = threading.Event()
@@ -68,7 +68,10 @@ def create_app(settings: BackendV1Settings | None = None) -> Flask:
         settings.model_name, settings.weights_source
     )
     predictor = Predictor(
-        loaded, channels_last=settings.channels_last, fold_batch_norm=settings.fold_batch_norm
+        loaded,
+        channels_last=settings.channels_last,
+        fold_batch_norm=settings.fold_batch_norm,
+        pack_convolutions=settings.pack_convolutions,
     )
     holder = ModelHolder(predictor, settings)
     app.extensions["model_holder"] = holder

@@ -17,10 +17,15 @@ class BackendV1Settings(ServingSettings):
     # has just answered to send their next images, to run them as one batch (0: never).
     batch_linger_ms: float = Field(40.0, ge=0, le=1000)
     # Forward passes at a time: 1, a single batched pass on every core; N, up to N
-    # single-threaded passes (at most one per core). Default: by model size
-    # (classifier.batching.default_engines).
+    # single-threaded passes (at most one per core). Default: one per core on packed
+    # weights, else by model size (classifier.batching.default_engines).
     inference_engines: int | None = Field(None, ge=1)
     channels_last: bool = Field(True, description="NHWC weights and inputs (faster on CPU)")
     fold_batch_norm: bool = Field(
         True, description="fold each BatchNorm into the convolution before it, once at load"
+    )
+    pack_convolutions: bool = Field(
+        True,
+        description="pack convolution weights into oneDNN's layout once, ReLU fused "
+        "(classifier/packing.py)",
     )

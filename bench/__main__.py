@@ -128,6 +128,7 @@ ABLATIONS = {
     "no waiting for the users just answered (BATCH_LINGER_MS=0)": {"BATCH_LINGER_MS": "0"},
     "no channels_last (CHANNELS_LAST=false)": {"CHANNELS_LAST": "false"},
     "no BatchNorm folding (FOLD_BATCH_NORM=false)": {"FOLD_BATCH_NORM": "false"},
+    "no packed convolutions (PACK_CONVOLUTIONS=false)": {"PACK_CONVOLUTIONS": "false"},
     "one single-threaded engine per core (INFERENCE_ENGINES=2)": {"INFERENCE_ENGINES": "2"},
     "one wide engine (INFERENCE_ENGINES=1)": {"INFERENCE_ENGINES": "1"},
     "2 workers splitting the cores (WEB_CONCURRENCY=2)": {"WEB_CONCURRENCY": "2"},
@@ -146,7 +147,7 @@ def run_ablation(args, assets, log_dir: Path) -> dict:
             out["variants"][label] = {"stages": stages, "pss_bytes": server.pss_bytes()}
         finally:
             server.stop()
-    progress("micro-measurements: JPEG draft decoding, loading without random init, folding")
+    progress("micro-measurements: JPEG draft decoding, loading without init, folding, packing")
     command = [sys.executable, "-m", "bench.micro", "--model", model, "--work", str(args.work)]
     result = subprocess.run(command, cwd=servers.REPO_ROOT, check=True, capture_output=True)
     out["micro"] = json.loads(result.stdout)

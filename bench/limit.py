@@ -30,6 +30,7 @@ from PIL import Image
 from bench.assets import load_photos
 from classifier.folding import count_batch_norms, fold_batch_norm
 from classifier.images import decode_image
+from classifier.packing import prepack
 
 WEIGHTS_ENUMS = {
     "resnet18": torchvision.models.ResNet18_Weights.IMAGENET1K_V1,
@@ -39,7 +40,8 @@ WEIGHTS_ENUMS = {
 
 class BareModel:
     """torchvision's model and its weights' own transform, nothing else; `as_served`:
-    with backend_v1's arithmetic (BatchNorms folded, channels_last weights and inputs)."""
+    with backend_v1's arithmetic (BatchNorms folded, channels_last weights and inputs,
+    convolutions on packed weights)."""
 
     def __init__(self, model: str, weights: Path, *, as_served: bool = False) -> None:
         self.name = model
@@ -50,6 +52,7 @@ class BareModel:
         if as_served:
             self.module = fold_batch_norm(self.module, model)
             self.module = self.module.to(memory_format=torch.channels_last)
+            self.module = prepack(self.module, model)
         self.transform = WEIGHTS_ENUMS[model].transforms()
 
     def preprocess(self, data: bytes) -> torch.Tensor:
@@ -200,7 +203,7 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument(
         "--as-served", action="store_true",
-        help="BatchNorms folded and channels_last, as backend_v1 runs the model",
+        help="BatchNorms folded, channels_last, convolutions packed: as backend_v1 runs the model",
     )  # fmt: skip
     parser.add_argument(
         "--pipelined-bound", action="store_true",

@@ -1,10 +1,12 @@
-"""Micro-measurements behind two optimisations, printed as JSON (python -m bench.micro).
+"""Micro-measurements behind four optimisations, printed as JSON (python -m bench.micro).
 
 - JPEG draft decoding: decode time of the largest sample photo, and of the same
   photo re-encoded at a phone camera's 12 megapixels, with and without it;
 - loading without random initialisation: model load time both ways;
 - BatchNorm folding: the served model's forward pass (channels_last, every core)
-  at batch 1 and 4, unfolded and folded.
+  at batch 1 and 4, unfolded and folded;
+- packed convolutions: the folded model's forward pass at batch 1 and 4 on every
+  core and at batch 4 on one (a per-core engine), unpacked and packed.
 Each pair alternates its two sides so that machine noise hits both alike.
 """
 
@@ -60,22 +62,35 @@ def main() -> None:
         lambda: load_model(args.model, source), lambda: load_without_init(args.model, source), 5
     )
     result[f"load {args.model}"] = {"regular_ms": regular, "without_init_ms": fast}
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
-    unfolded, folded = (
-        Predictor(load_without_init(args.model, source), channels_last=True, fold_batch_norm=fold)
-        for fold in (False, True)
-    )
-    for batch_size, rounds in ((1, 30), (4, 16)):
-        batch = torch.rand(batch_size, 3, 224, 224)
-        for predictor in (unfolded, folded):  # the first pass of each sets up its kernels
-            predictor.forward(batch)
-        without, with_it = paired(
-            lambda b=batch: unfolded.forward(b), lambda b=batch: folded.forward(b), rounds
+    cores = len(os.sched_getaffinity(0))
+    unfolded, folded, packed = (
+        Predictor(
+            load_without_init(args.model, source),
+            channels_last=True,
+            fold_batch_norm=fold,
+            pack_convolutions=pack,
         )
-        result[f"forward {args.model}, batch {batch_size}, BatchNorms folded"] = {
-            "unfolded_ms": without,
-            "folded_ms": with_it,
-        }
+        for fold, pack in ((False, False), (True, False), (True, True))
+    )
+    pairs = {
+        "BatchNorms folded": (unfolded, folded, ("unfolded_ms", "folded_ms")),
+        "convolutions packed": (folded, packed, ("unpacked_ms", "packed_ms")),
+    }
+    for threads, batch_size, rounds in ((cores, 1, 30), (cores, 4, 16), (1, 4, 8)):
+        torch.set_num_threads(threads)
+        batch = torch.rand(batch_size, 3, 224, 224)
+        for change, (before, after, keys) in pairs.items():
+            if threads != cores and change != "convolutions packed":
+                continue
+            for predictor in (before, after):  # the first pass of each sets up its kernels
+                predictor.forward(batch)
+            without, with_it = paired(
+                lambda b=batch, p=before: p.forward(b),
+                lambda b=batch, p=after: p.forward(b),
+                rounds,
+            )
+            label = f"forward {args.model}, batch {batch_size}, {threads} thread(s), {change}"
+            result[label] = dict(zip(keys, (without, with_it), strict=True))
     print(json.dumps(result))
 
 

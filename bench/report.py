@@ -111,7 +111,8 @@ def _model_section(model: str, entry: dict) -> list[str]:
         best = ceiling["best"]
         lines += [
             f"The same bare model as backend_v1 runs it (BatchNorms folded into the "
-            f"convolutions, channels_last weights and inputs): "
+            f"convolutions, channels_last weights and inputs, convolution weights packed "
+            f"once): "
             f"**{best['img_per_s']:.1f} img/s** ({_config(best)}), "
             f"x{best['img_per_s'] / rate:.2f} the limit. This is why backend_v1 can pass 1.00.",
             "",

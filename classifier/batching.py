@@ -59,14 +59,19 @@ def use_threads(count: int) -> None:
         torch.set_num_threads(count)
 
 
-# Measured on the 2-core benchmark machine (the README's Performance section): a large model
-# such as ResNet-50 goes fastest as one forward pass on every core, batched; a
-# small one such as ResNet-18 as one single-threaded pass per core.
+# Measured on the 2-core benchmark machine (the README's Performance section): with
+# eager convolutions, a large model such as ResNet-50 goes fastest as one forward pass
+# on every core, batched, and a small one such as ResNet-18 as one single-threaded
+# pass per core. On packed weights (classifier/packing.py) a single-threaded pass
+# gains the most (ResNet-50 at batch 4: 313 -> 193 ms on one thread, 118 -> 99 ms
+# on two), and one pass per core wins for both.
 WIDE_ENGINE_MIN_PARAMETERS = 20_000_000
 
 
-def default_engines(parameters: int) -> int | None:
+def default_engines(parameters: int, *, packed: bool) -> int | None:
     """The engine layout for a model of this size: 1 (one wide engine) or None (one per core)."""
+    if packed:
+        return None
     return 1 if parameters >= WIDE_ENGINE_MIN_PARAMETERS else None
 
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from PIL import Image
 
-from classifier import folding
+from classifier import folding, packing
 from classifier.models import LoadedModel, imagenet_categories
 
 log = logging.getLogger(__name__)
@@ -37,20 +37,32 @@ class Predictor:
     """One loaded model and what it takes to run it on PIL images."""
 
     def __init__(
-        self, loaded: LoadedModel, *, channels_last: bool = False, fold_batch_norm: bool = False
+        self,
+        loaded: LoadedModel,
+        *,
+        channels_last: bool = False,
+        fold_batch_norm: bool = False,
+        pack_convolutions: bool = False,
     ) -> None:
         if fold_batch_norm:
             loaded = replace(loaded, module=folding.fold_batch_norm(loaded.module, loaded.name))
-        self.loaded = loaded
-        self.categories = imagenet_categories()
         # NHWC lets oneDNN skip layout reorders (see the README's Performance section).
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
             loaded.module.to(memory_format=torch.channels_last)
+        if pack_convolutions:  # after folding: the packed weights are the folded ones
+            loaded = replace(loaded, module=packing.prepack(loaded.module, loaded.name))
+        self.loaded = loaded
+        self.categories = imagenet_categories()
 
     @property
     def name(self) -> str:
         return self.loaded.name
+
+    @property
+    def packed(self) -> bool:
+        """Whether the convolutions run on packed weights (classifier/packing.py)."""
+        return isinstance(self.loaded.module, packing.PrepackedModel)
 
     def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
         return torch.stack([self.loaded.transform(image) for image in images])

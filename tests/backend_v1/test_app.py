@@ -7,7 +7,8 @@ from PIL import Image
 
 from backend_v1.app import create_app
 from backend_v1.settings import BackendV1Settings
-from tests.support.images import encode, sample_jpeg
+from classifier.packing import PrepackedModel
+from tests.support.images import encode, sample_jpeg, sample_photo
 
 
 def upload(client, data, filename="photo.jpg", **form):
@@ -34,6 +35,18 @@ def test_not_ready_until_warmed_up(resnet18_weights):
     assert client.get("/health").status_code == 200
     cold.extensions["model_holder"].warm_up()
     assert client.get("/ready").status_code == 200
+
+
+def test_convolutions_are_packed_unless_the_environment_says_not(resnet18_weights, monkeypatch):
+    monkeypatch.setenv("MODEL_NAME", "resnet18")
+    monkeypatch.setenv("MODEL_WEIGHTS", str(resnet18_weights))
+    holder = create_app(BackendV1Settings()).extensions["model_holder"]
+    assert isinstance(holder.predictor.loaded.module, PrepackedModel)
+    assert holder.predictor.scheduler.engines is None  # one engine per core on packed weights
+    monkeypatch.setenv("PACK_CONVOLUTIONS", "false")
+    holder = create_app(BackendV1Settings()).extensions["model_holder"]
+    assert not isinstance(holder.predictor.loaded.module, PrepackedModel)
+    assert holder.predictor.classify(sample_photo("cat"))[0]
 
 
 def test_models_lists_the_served_model(client):

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchvision
 
-from classifier.batching import BatchedPredictor, BatchScheduler
+from classifier.batching import BatchedPredictor, BatchScheduler, default_engines
 from classifier.inference import Predictor
 from classifier.models import WeightsSource, load_model
 from tests.support.images import sample_photo
@@ -205,3 +205,11 @@ def test_batched_served_predictions_equal_plain_ones(resnet18_file):
         for mine, reference in zip(got, expected, strict=True):
             assert mine.probability == pytest.approx(reference.probability, abs=1e-5)
         assert {"preprocess_ms", "queue_ms", "inference_ms"} == set(timing)
+
+
+def test_the_engine_layout_follows_model_size_unless_the_weights_are_packed():
+    resnet50, resnet18 = 25_557_032, 11_689_512
+    assert default_engines(resnet50, packed=False) == 1  # one wide engine
+    assert default_engines(resnet18, packed=False) is None  # one per core
+    assert default_engines(resnet50, packed=True) is None
+    assert default_engines(resnet18, packed=True) is None

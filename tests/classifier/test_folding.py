@@ -11,20 +11,7 @@ from classifier.folding import count_batch_norms, fold_batch_norm
 from classifier.inference import Predictor
 from classifier.models import WeightsSource, load_model
 from tests.support.images import sample_photo
-
-
-def trained_looking_resnet18() -> nn.Module:
-    """Random weights whose BatchNorms are far from the identity a fresh model has,
-    so folding them changes the convolutions' weights for real."""
-    torch.manual_seed(1)
-    model = torchvision.models.resnet18()
-    for layer in model.modules():
-        if isinstance(layer, nn.BatchNorm2d):
-            layer.running_mean.uniform_(-0.2, 0.2)
-            layer.running_var.uniform_(0.3, 2.0)
-            layer.weight.data.uniform_(0.5, 1.5)
-            layer.bias.data.uniform_(-0.2, 0.2)
-    return model.eval()
+from tests.support.models import assert_same_answers, trained_looking_resnet18
 
 
 def test_a_resnet_keeps_its_answers_with_no_batch_norm_left():
@@ -92,9 +79,4 @@ def test_the_packaged_model_keeps_its_answers_with_nothing_to_fold(caplog):
     assert f"efficientnet_lite0: no BatchNorm follows a plain convolution; its {norms}" in (
         caplog.text
     )
-    cat = sample_photo("cat")
-    want, _ = plain.classify(cat)
-    got, _ = fast.classify(cat)
-    assert [p.index for p in got] == [p.index for p in want]
-    for mine, reference in zip(got, want, strict=True):
-        assert mine.probability == pytest.approx(reference.probability, abs=1e-5)
+    assert_same_answers(fast, plain, sample_photo("cat"))
