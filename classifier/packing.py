@@ -124,7 +124,9 @@ def prepack(module: nn.Module, name: str) -> nn.Module:
         log.info("%s runs unpacked: this torch has no oneDNN", name)
         return module
     if not any(type(layer) is nn.Conv2d for layer in module.modules()):
-        return module  # e.g. a model with its own Conv2d subclass, which fx traces through
+        # e.g. a model with its own Conv2d subclass, which fx traces through
+        log.info("%s: no plain Conv2d to pack; its convolutions run as they are", name)
+        return module
     if not isinstance(module, fx.GraphModule):
         try:
             module = fx.symbolic_trace(module)

@@ -138,7 +138,9 @@ def test_what_cannot_be_packed_is_returned_as_is(caplog):
         assert packing.prepack(untraceable, "odd") is untraceable
     assert "odd runs unpacked: tracing failed" in caplog.text
     no_convolutions = nn.Sequential(nn.Flatten(), nn.Linear(12, 2)).eval()
-    assert packing.prepack(no_convolutions, "linear") is no_convolutions
+    with caplog.at_level(logging.INFO, logger="classifier.packing"):
+        assert packing.prepack(no_convolutions, "linear") is no_convolutions
+    assert "linear: no plain Conv2d to pack" in caplog.text
 
 
 def test_a_packing_failure_leaves_that_way_unpacked_and_correct(monkeypatch, caplog):
