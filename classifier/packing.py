@@ -84,22 +84,28 @@ class PrepackedModel(nn.Module):
         way = (threads, threads > 1 and x.shape[0] == 1)  # (threads, a lone image on several)
         variant = self._variants.get(way)
         if variant is None:
-            variant = self._pack(way, x)
+            return self._pack(way, x)
         return variant(x)
 
-    def _pack(self, way: tuple[int, bool], example: torch.Tensor) -> nn.Module:
+    def _pack(self, way: tuple[int, bool], x: torch.Tensor) -> torch.Tensor:
+        """Pack for `way` on its first pass, and answer that pass."""
         with self._lock:  # two engines may meet the same new way at once
-            if way not in self._variants:
-                self._variants[way] = self._packed_copy(example)
+            variant = self._variants.get(way)
+            if variant is None:
+                self._variants[way], answer = self._packed_copy(x)
                 threads, lone = way
                 what = "lone images" if lone else "batches" if threads > 1 else "any batch"
                 log.info("%s: convolutions packed for %s on %d thread(s)", self.name, what, threads)
-            return self._variants[way]
+                return answer
+        return variant(x)
 
-    def _packed_copy(self, example: torch.Tensor) -> nn.Module:
+    def _packed_copy(self, example: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
+        """The module to run this way from now on, and its answer for `example`: the
+        packed copy if it gives the unpacked answer, else the unpacked module."""
         # A new GraphModule over the same leaf modules: replacing a convolution in it
         # leaves self.module, and so every other variant, as it was.
         graph = fx.GraphModule(self.module, copy.deepcopy(self.module.graph))
+        expected = None
         try:
             with torch.no_grad():
                 expected = ShapeProp(graph).propagate(example)  # the unpacked answer
@@ -107,14 +113,14 @@ class PrepackedModel(nn.Module):
                 got = packed(example)
         except Exception as exc:  # an op this torch or CPU lacks: run unpacked, correctly
             log.warning("%s runs its convolutions unpacked: packing failed (%s)", self.name, exc)
-            return self.module
+            return self.module, self.module(example) if expected is None else expected
         if not torch.allclose(got, expected, rtol=1e-3, atol=1e-3):
             log.warning(
                 "%s runs its convolutions unpacked: packed outputs differ by up to %.3g",
                 self.name, (got - expected).abs().max().item(),
             )  # fmt: skip
-            return self.module
-        return packed
+            return self.module, expected
+        return packed, got
 
 
 def prepack(module: nn.Module, name: str) -> nn.Module:
