@@ -62,7 +62,7 @@ handout: setup  ## build the student release and the Gradescope zip into build/
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
-# ---- benchmarks (issue 8; the README's Performance section) ------------------------------
+# ---- benchmarks (issue 8; docs/performance.md) ------------------------------
 bench: setup  ## benchmark backend_v1 against the limit, the original kit and LitServe (<= 10 min)
 	$(UV) pip install --quiet --python $(BIN)/python -r requirements/bench.txt
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench $(BENCH_ARGS)

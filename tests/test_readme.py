@@ -11,6 +11,8 @@ from autograder.rubric import QUESTION_MAXIMA
 from tests.support.servers import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
+# The instructor and developer documents moved out of the README are held to the same truth.
+DOCUMENTS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").rglob("*.md"))]
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
 FENCED = re.compile(r"^```(?:bash)?\n(.*?)^```", re.S | re.M)
 TOP_LEVEL = {path.name for path in REPO_ROOT.iterdir() if not path.name.startswith(".git")}
@@ -19,9 +21,11 @@ GENERATED = ("build/", "grades-output/", ".venv/")
 
 
 def mentioned_paths() -> set[str]:
-    """Repository paths in code spans: words starting with a top-level file or folder."""
+    """Repository paths in the documents' code spans: words starting with a top-level entry."""
     paths = set()
-    for span in CODE_SPAN.findall(README) + FENCED.findall(README):
+    texts = [document.read_text() for document in DOCUMENTS]
+    spans = [span for text in texts for span in CODE_SPAN.findall(text) + FENCED.findall(text)]
+    for span in spans:
         for word in re.split(r"[\s\"'=(),]+", span):
             word = word.rstrip(".:;").split(":", 1)[0]  # `file.py:function` names a file
             first = word.split("/", 1)[0]
@@ -39,7 +43,7 @@ def test_the_readme_mentions_many_paths():
 
 @pytest.mark.parametrize("path", sorted(mentioned_paths()))
 def test_every_mentioned_path_exists(path):
-    assert (REPO_ROOT / path).exists(), f"README mentions {path}, which does not exist"
+    assert (REPO_ROOT / path).exists(), f"a document mentions {path}, which does not exist"
 
 
 def make_targets() -> set[str]:
@@ -48,7 +52,8 @@ def make_targets() -> set[str]:
 
 
 def mentioned_targets() -> set[str]:
-    spans = CODE_SPAN.findall(README) + FENCED.findall(README)
+    texts = [document.read_text() for document in DOCUMENTS]
+    spans = [span for text in texts for span in CODE_SPAN.findall(text) + FENCED.findall(text)]
     return {target for span in spans for target in re.findall(r"\bmake ([a-z][a-z-]*)", span)}
 
 

@@ -34,6 +34,7 @@ from autograder import assignment  # noqa: E402
 # modules that read solution/ are left out as well (see _instructor_test).
 INSTRUCTOR_ONLY = (
     "solution",
+    "docs",  # instructor guide, design notes that answer written questions, performance
     "tests/autograder",  # the grader's self-tests
     "*.instructor.*",
 )

@@ -21,7 +21,7 @@ read -r -a models <<< "${MODELS:-efficientnet_lite0 resnet18}"
 image="$registry/backend-v1:latest"
 for model in "${models[@]}"; do
   # One worker per 1-vCPU instance: Cloud Run scales out by adding instances.
-  # Public like the v1 and v2 backends; see the README's v3 section for
+  # Public like the v1 and v2 backends; see docs/design/gateway.md for
   # keeping them private behind the gateway.
   gcloud run deploy "model-${model//_/-}" \
     --image="$image" \
