@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from flask import request
 
-from classifier import errors
 from classifier.fetch import FetchLimits, fetch_image_bytes
+from webservice import errors
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from classifier import errors
+from webservice import errors
 
 
 @dataclass(frozen=True)
