@@ -28,11 +28,11 @@ def create_app(settings: BackendV1Settings | None = None) -> Flask:
     init_api(app, settings, readiness=served)  # JSON errors, /health, /ready, upload limit
 
     @app.get("/models")
-    def models() -> dict:
+    def models() -> dict[str, object]:
         return {"models": served.describe()}
 
     @app.post("/predict")
-    def predict() -> dict:
+    def predict() -> dict[str, object]:
         image_request = read_image_request(settings.fetch_limits, check_model=served.check)
         # The model this request names, else the one this process serves.
         name = image_request.model or settings.model_name

@@ -44,13 +44,13 @@ def create_app(settings: BackendV2Settings | None = None) -> Flask:
     app.register_blueprint(model_choice_blueprint(default=settings.model_name, choose=choose))
 
     @app.get("/models")
-    def models() -> dict:
+    def models() -> dict[str, object]:
         selected = session.get(CHOICE_KEY) or settings.model_name  # what /predict would use
         entries = [{**entry, "selected": entry["name"] == selected} for entry in served.describe()]
         return {"models": entries, "default": settings.model_name, "selected": selected}
 
     @app.post("/predict")
-    def predict() -> dict:
+    def predict() -> dict[str, object]:
         image_request = read_image_request(settings.fetch_limits, check_model=served.check)
         # The model this request names, else this caller's choice, else the service default.
         name = image_request.model or session.get(CHOICE_KEY) or settings.model_name

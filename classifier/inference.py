@@ -51,7 +51,8 @@ class Predictor:
         # NHWC lets oneDNN skip layout reorders (see docs/performance.md).
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
-            loaded.module.to(memory_format=torch.channels_last)
+            # Module.to takes memory_format, though torch's own annotations leave it out.
+            loaded.module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if pack_convolutions:  # after folding: the packed weights are the folded ones
             loaded = replace(loaded, module=packing.prepack(loaded.module, loaded.name))
         self.loaded = loaded
@@ -73,7 +74,8 @@ class Predictor:
         """Class probabilities for a preprocessed batch."""
         with torch.inference_mode():
             batch = batch.contiguous(memory_format=self.memory_format)
-            return self.loaded.module(batch).softmax(dim=-1)
+            logits: torch.Tensor = self.loaded.module(batch)
+            return logits.softmax(dim=-1)
 
     def top_k(self, probabilities: torch.Tensor, k: int) -> list[list[Prediction]]:
         k = max(1, min(k, MAX_TOP_K, probabilities.shape[-1]))

@@ -186,19 +186,22 @@ def _pack_convolutions(graph: fx.GraphModule) -> fx.GraphModule:
 def _plain_conv(graph: fx.GraphModule, node: fx.Node) -> nn.Conv2d | None:
     if node.op != "call_module" or len(node.args) != 1 or node.kwargs:
         return None
+    (source,) = node.args
+    if not isinstance(node.target, str) or not isinstance(source, fx.Node):
+        return None
     conv = graph.get_submodule(node.target)
     if type(conv) is not nn.Conv2d or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
         return None
     if conv.weight.dtype != torch.float32:
         return None
-    meta = node.args[0].meta.get("tensor_meta")
+    meta = source.meta.get("tensor_meta")
     if meta is None or len(meta.shape) != 4 or meta.dtype != torch.float32:
         return None
     return conv
 
 
 def _is_relu(graph: fx.GraphModule, node: fx.Node) -> bool:
-    if node.op == "call_module":
+    if node.op == "call_module" and isinstance(node.target, str):
         return type(graph.get_submodule(node.target)) is nn.ReLU
     return node.op == "call_function" and node.target in (torch.relu, nn.functional.relu)
 
@@ -212,7 +215,7 @@ def _residual_before_relu(graph: fx.GraphModule, conv: fx.Node, add: fx.Node) ->
     residual = add.args[1] if add.args[0] is conv else add.args[0]
     if not isinstance(residual, fx.Node) or residual is conv:
         return None
-    shapes = [n.meta.get("tensor_meta") for n in (conv, residual)]
-    if None in shapes or shapes[0].shape != shapes[1].shape:
+    conv_meta, residual_meta = (n.meta.get("tensor_meta") for n in (conv, residual))
+    if conv_meta is None or residual_meta is None or conv_meta.shape != residual_meta.shape:
         return None  # a broadcast add is not what the fused op computes
     return residual
