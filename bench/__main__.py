@@ -137,7 +137,9 @@ def progress(message: str) -> None:
 ABLATIONS = {
     "as shipped": {},
     "no micro-batching (MAX_BATCH=1)": {"MAX_BATCH": "1"},
-    "no waiting for the users just answered (BATCH_LINGER_MS=0)": {"BATCH_LINGER_MS": "0"},
+    "no waiting for the users just answered (ANSWERED_USERS_WAIT_MS=0)": {
+        "ANSWERED_USERS_WAIT_MS": "0"
+    },
     "no channels_last (CHANNELS_LAST=false)": {"CHANNELS_LAST": "false"},
     "no BatchNorm folding (FOLD_BATCH_NORM=false)": {"FOLD_BATCH_NORM": "false"},
     "no packed convolutions (PACK_CONVOLUTIONS=false)": {"PACK_CONVOLUTIONS": "false"},

@@ -54,7 +54,7 @@ def contenders(model: str, assets, log_dir: Path, baseline_tree: Path | None) ->
 
 def commit_of(tree: Path) -> str:
     result = subprocess.run(
-        ["git", "-C", str(tree), "log", "-1", "--format=%h %s"],
+        ["git", "-C", str(tree), "log", "-1", "--format=%h (%cs)"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     return result.stdout.strip()
