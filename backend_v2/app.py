@@ -12,7 +12,7 @@ as their own default with PUT /model/<name>, kept in a server-side session
 process-wide changes per request: gunicorn's threads serve many callers at once.
 
 gunicorn (gunicorn.conf.py) makes the app once, so the weights are loaded once
-and shared by the worker processes it forks; each worker warms the model up
+and shared by the worker processes it forks; each worker warms the default model up
 before /ready answers 200.
 """
 

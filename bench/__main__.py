@@ -248,12 +248,17 @@ def main_ablation(args) -> None:
     log_dir.mkdir(parents=True, exist_ok=True)
     assets = bench_assets.prepare(args.work, args.models.split(",")[:1])
     results = {"machine_before": machine_state(), **run_ablation(args, assets, log_dir)}
+    write_side_report(args, results, started, "ablation", report.render_ablation)
+
+
+def write_side_report(args, results: dict, started: float, name: str, render) -> None:
+    """<name>.json and <name>.md beside latest.md, for the runs that are not `make bench`."""
     results["machine_after"] = machine_state()
     results["elapsed_s"] = time.monotonic() - started
     args.out.mkdir(parents=True, exist_ok=True)
-    bench_assets.dump_json(args.out / "ablation.json", results)
-    markdown = report.render_ablation(results)
-    (args.out / "ablation.md").write_text(markdown)
+    bench_assets.dump_json(args.out / f"{name}.json", results)
+    markdown = render(results)
+    (args.out / f"{name}.md").write_text(markdown)
     print(markdown)
 
 
@@ -277,13 +282,7 @@ def main_paired(args) -> None:
         results["this_tree"] = paired.commit_of(servers.REPO_ROOT)
     results["rounds"] = paired.run_rounds(chosen, args.rounds, measure)
     results["comparisons"] = paired.summarise(results["rounds"])
-    results["machine_after"] = machine_state()
-    results["elapsed_s"] = time.monotonic() - started
-    args.out.mkdir(parents=True, exist_ok=True)
-    bench_assets.dump_json(args.out / "paired.json", results)
-    markdown = report.render_paired(results)
-    (args.out / "paired.md").write_text(markdown)
-    print(markdown)
+    write_side_report(args, results, started, "paired", report.render_paired)
 
 
 def measure_gateway(args, assets, model: str, log_dir: Path) -> dict:

@@ -43,7 +43,7 @@ from classifier.models import (
 )
 from classifier.settings import ServingSettings
 from webservice import errors
-from webservice.api import Readiness
+from webservice.api import Readiness, configure_logging
 from webservice.server import available_cores
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ class ServedModel(Readiness, Protocol):
 def create_served_model(settings: ServingSettings) -> ServedModel:
     """The models `settings` offer, the default one loaded now (in gunicorn's master, so
     the forked workers share its weights); a default that cannot load stops the start."""
+    configure_logging()  # before the first line it logs, which tells what is served
     return _ServedCatalog(settings)
 
 
