@@ -4,12 +4,24 @@ Why requests-hardened: it resolves the host once, refuses private and loopback
 addresses and pins the connection to the address it checked, so DNS rebinding
 has no window between the check and the connect. We add our stricter address
 policy on the pinned address, follow redirects ourselves (each hop goes through
-the same checks), and enforce a byte cap and a total deadline while streaming.
+the same checks), and cap the bytes while streaming.
+
+Time: a host that trickles a byte a second never trips a read timeout (each
+byte arrives in time), so the total deadline is held around the whole fetch.
+The download runs in a thread of its own while the request thread waits at
+most until the deadline; then the request answers 504 and the download's
+connections are shut down under it, so its thread ends too. Those threads are
+few: each worker runs at most `max_concurrent` downloads at once (below its
+request threads, so uploads and /health always find a thread), and a URL
+request that finds every slot taken is turned away with a 503 and Retry-After.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -18,6 +30,8 @@ import requests
 from requests_hardened import Config, HTTPSession
 from requests_hardened.ip_filter import InvalidIPAddress
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from classifier.address_policy import forbidden_reason
 from webservice import errors
@@ -30,11 +44,15 @@ CHUNK_BYTES = 64 * 1024
 class FetchLimits:
     max_bytes: int = 10 * 1024 * 1024
     connect_timeout: float = 3.05
-    read_timeout: float = 10.0
-    total_timeout: float = 20.0
+    read_timeout: float = 5.0
+    # The whole fetch, waiting for a slot, redirects and every byte included.
+    total_timeout: float = 5.0
     max_redirects: int = 3
     # Loopback hosts are for local development and tests only; never the default.
     allow_loopback: bool = False
+    # Downloads at once in this process, and how long a URL request waits for one.
+    max_concurrent: int = 8
+    slot_wait: float = 0.5
 
 
 class ForbiddenAddress(requests.RequestException):
@@ -42,7 +60,15 @@ class ForbiddenAddress(requests.RequestException):
 
 
 class _PolicyAdapter(IPFilterAdapter):
-    """requests-hardened's pinning adapter plus our policy on the pinned address."""
+    """requests-hardened's pinning adapter plus our policy on the pinned address, with
+    connections the fetch that opened them can shut down (_Download.abandon)."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPPool,
+            "https": _WatchedHTTPSPool,
+        }
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(
@@ -56,6 +82,24 @@ class _PolicyAdapter(IPFilterAdapter):
             if reason:
                 raise ForbiddenAddress(f"{address} is a {reason} address")
         return host_params, pool_kwargs
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        return _watched(super()._new_conn())
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        return _watched(super()._new_conn())  # before TLS wraps it
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
 
 
 def _ip_literal(host: str | None):
@@ -95,8 +139,110 @@ def check_url_shape(url: str) -> None:
 
 
 def fetch_image_bytes(url: str, limits: FetchLimits) -> bytes:
-    """Download at most `limits.max_bytes` from `url`, following up to N checked redirects."""
+    """Download at most `limits.max_bytes` from `url`, following up to N checked redirects,
+    in `limits.total_timeout` seconds at most whatever the host does (then 504)."""
     deadline = time.monotonic() + limits.total_timeout
+    slots = _slots(limits.max_concurrent)
+    if not slots.acquire(timeout=min(limits.slot_wait, limits.total_timeout)):
+        raise errors.FetchesBusy(
+            f"This server is already downloading {limits.max_concurrent} image URLs; "
+            "try again in a moment, or upload the file instead.",
+            retry_after_seconds=1,
+        )
+    download = _Download(url, limits, deadline)
+    try:
+        threading.Thread(target=download.run, args=(slots,), name="url-fetch", daemon=True).start()
+    except BaseException:
+        slots.release()
+        raise
+    return download.result()
+
+
+# Per process (so per gunicorn worker): a semaphore per configured count.
+_slot_lock = threading.Lock()
+_slot_pools: dict[int, threading.BoundedSemaphore] = {}
+_current = threading.local()
+
+
+def _slots(count: int) -> threading.BoundedSemaphore:
+    with _slot_lock:
+        return _slot_pools.setdefault(count, threading.BoundedSemaphore(count))
+
+
+def _watched(sock: socket.socket) -> socket.socket:
+    """Let the download running on this thread, if any, shut `sock` down at its deadline."""
+    download: _Download | None = getattr(_current, "download", None)
+    if download is not None:
+        download.watch(sock)
+    return sock
+
+
+class _Download:
+    """One URL fetch on a thread of its own, given up on at its deadline.
+
+    Giving up shuts its connections down, which wakes the thread from whatever
+    read it is blocked in. The connections are watched through duplicates of
+    their sockets, closed when the thread ends: a duplicate keeps the socket
+    itself open, so a shutdown can never reach another connection that got
+    the same file descriptor number.
+    """
+
+    def __init__(self, url: str, limits: FetchLimits, deadline: float) -> None:
+        self.url, self.limits, self.deadline = url, limits, deadline
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._abandoned = False
+        self._data: bytes | None = None
+        self._error: BaseException | None = None
+
+    def run(self, slots: threading.BoundedSemaphore) -> None:
+        _current.download = self
+        try:
+            self._data = _download(self.url, self.limits, self.deadline)
+        except BaseException as exc:  # handed to the waiting request thread
+            self._error = exc
+        finally:
+            _current.download = None
+            with self._lock:
+                for sock in self._sockets:
+                    sock.close()
+                self._sockets.clear()
+            slots.release()
+            self._done.set()
+
+    def result(self) -> bytes:
+        if not self._done.wait(max(0.0, self.deadline - time.monotonic())):
+            self.abandon()
+            raise errors.UpstreamTimeout(
+                f"The image host did not send the whole image within "
+                f"{self.limits.total_timeout:g} s: {self.url}."
+            )
+        if self._error is not None:
+            raise self._error
+        assert self._data is not None
+        return self._data
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            duplicate = sock.dup()
+            self._sockets.append(duplicate)
+            if self._abandoned:
+                _shut(duplicate)
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed by the other side
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _download(url: str, limits: FetchLimits, deadline: float) -> bytes:
     with _session(limits) as session:
         response = _follow_redirects(session, url, limits, deadline)
         with response:

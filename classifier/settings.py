@@ -22,9 +22,19 @@ class ServingSettings(UploadSettings):
     model_weights: str = Field("default", description="default | random | <file> | <dir>")
     max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, gt=0)
     default_top_k: int = Field(5, ge=1, le=20)
+    # An image URL's whole download, waiting for a slot and redirects included, fits in
+    # FETCH_TOTAL_TIMEOUT; with the inference after it, within gunicorn's
+    # GRACEFUL_TIMEOUT, so a request in flight at SIGTERM still gets its answer.
     fetch_connect_timeout: float = Field(3.05, gt=0)
-    fetch_read_timeout: float = Field(10.0, gt=0)
-    fetch_total_timeout: float = Field(20.0, gt=0)
+    fetch_read_timeout: float = Field(5.0, gt=0)
+    fetch_total_timeout: float = Field(5.0, gt=0)
+    # URL downloads at once per worker; default half of GUNICORN_THREADS, and always
+    # fewer than it, so uploads and /health find a thread while hosts are slow.
+    url_fetch_slots: int | None = Field(None, ge=1)
+    url_fetch_wait: float = Field(0.5, ge=0, description="wait for a slot, then 503")
+    # gunicorn's request threads per worker; the same variable and default as
+    # classifier/model_server.py's (a test keeps them equal).
+    gunicorn_threads: int = Field(16, ge=1)
     # Loopback image URLs are for local development and tests; never on Cloud Run.
     allow_loopback_urls: bool = False
     # Each loaded model costs its weights in RAM per worker (ResNet-50 ~100 MB, more
@@ -71,4 +81,12 @@ class ServingSettings(UploadSettings):
             read_timeout=self.fetch_read_timeout,
             total_timeout=self.fetch_total_timeout,
             allow_loopback=self.allow_loopback_urls,
+            max_concurrent=self.url_fetch_slot_count,
+            slot_wait=self.url_fetch_wait,
         )
+
+    @property
+    def url_fetch_slot_count(self) -> int:
+        threads = self.gunicorn_threads
+        wanted = self.url_fetch_slots or threads // 2
+        return max(1, min(wanted, threads - 1))

@@ -5,11 +5,15 @@ connection; the other ranges are covered by test_address_policy without
 sending any traffic.
 """
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from werkzeug import Response
 
 from classifier.fetch import FetchLimits, check_url_shape, fetch_image_bytes
 from tests.support.listener import ConnectionCounter
+from tests.support.trickle import TricklingHost
 from webservice import errors
 
 STRICT = FetchLimits(connect_timeout=2, read_timeout=2, total_timeout=5)
@@ -154,3 +158,63 @@ def test_closed_port_is_a_502():
         port = listener.port
     with pytest.raises(errors.UpstreamFailed):
         fetch_image_bytes(f"http://127.0.0.1:{port}/x", LOOPBACK_OK)
+
+
+# A total deadline holds whatever the host does; the bound below is the spec's (+1 s).
+TRICKLE_LIMITS = FetchLimits(
+    connect_timeout=1, read_timeout=2, total_timeout=2, allow_loopback=True, max_concurrent=2
+)
+
+
+@pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])
+def test_a_trickling_host_is_cut_at_the_total_deadline(headers_too):
+    with TricklingHost(interval=0.3, headers_too=headers_too) as host:
+        started = time.monotonic()
+        with pytest.raises(errors.UpstreamTimeout, match="within 2 s") as caught:
+            fetch_image_bytes(host.url(), TRICKLE_LIMITS)
+        elapsed = time.monotonic() - started
+        assert caught.value.status == 504
+        assert TRICKLE_LIMITS.total_timeout <= elapsed < TRICKLE_LIMITS.total_timeout + 1
+        # The download was shut down under its thread, not left trickling: the host
+        # sees its client leave.
+        assert host.wait_until_idle(timeout=3), "the abandoned download kept reading"
+
+
+def test_an_abandoned_download_gives_its_slot_back(httpserver):
+    limits = FetchLimits(
+        connect_timeout=1,
+        read_timeout=2,
+        total_timeout=1,
+        allow_loopback=True,
+        max_concurrent=1,
+        slot_wait=2,
+    )
+    httpserver.expect_request("/img").respond_with_data(b"abc", content_type="image/jpeg")
+    with TricklingHost(interval=0.3) as host:
+        with pytest.raises(errors.UpstreamTimeout):
+            fetch_image_bytes(host.url(), limits)
+        assert fetch_image_bytes(httpserver.url_for("/img"), limits) == b"abc"
+
+
+def test_url_fetches_beyond_the_slots_are_turned_away_at_once():
+    limits = FetchLimits(
+        connect_timeout=1,
+        read_timeout=2,
+        total_timeout=3,
+        allow_loopback=True,
+        max_concurrent=1,
+        slot_wait=0.2,
+    )
+    with TricklingHost(interval=0.3) as host, ThreadPoolExecutor(1) as pool:
+        holding = pool.submit(fetch_image_bytes, host.url("/first.jpg"), limits)
+        deadline = time.monotonic() + 5
+        while host.accepted == 0:
+            assert time.monotonic() < deadline, "the first download never started"
+            time.sleep(0.02)
+        with pytest.raises(errors.FetchesBusy) as caught:
+            fetch_image_bytes(host.url("/second.jpg"), limits)
+        assert caught.value.status == 503
+        assert caught.value.details["retry_after_seconds"] >= 1
+        assert host.accepted == 1, "the refused request reached the host anyway"
+        with pytest.raises(errors.UpstreamTimeout):
+            holding.result()
