@@ -30,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.shell_words import gcloud_words
+
 # The project every oracle run pretends to be in, so commands get past
 # "the required property [project] is not set" to the credentials check.
 ORACLE_PROJECT = "oracle-offline-project"
@@ -139,7 +141,7 @@ def check_command(
     argv = tuple(str(word) for word in argv)
     if not argv or Path(argv[0]).name != "gcloud":
         return OracleVerdict(NOT_RUN, argv, "not a gcloud command")
-    first = next((word for word in argv[1:] if not word.startswith("-")), "")
+    first = next(iter(gcloud_words(argv[1:])), "")
     if first in _NEVER_RUN:
         return OracleVerdict(NOT_RUN, argv, f"`gcloud {first}` is never run by the oracle")
     executable = gcloud_path()
@@ -211,8 +213,7 @@ def check_commands(
 
 
 def _is_config_set(command: tuple[str, ...]) -> bool:
-    words = [word for word in command[1:] if not word.startswith("-")]
-    return words[:2] == ["config", "set"]
+    return gcloud_words(command[1:])[:2] == ["config", "set"]
 
 
 def _config_set(command, shared: str, cwd, timeout: float) -> OracleVerdict:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from autograder import gcloud_oracle
 from autograder.gcloud_oracle import INCONCLUSIVE, NEEDS_CREDENTIALS, REJECTED, OracleVerdict
+from autograder.shell_words import gcloud_words
 
 FALLBACK_NOTE = (
     "gcloud is not installed here, so the config was checked against the Cloud Build "
@@ -149,8 +150,7 @@ def _gcloud_identity() -> str:
 
 
 def _is_config_set(command: tuple[str, ...]) -> bool:
-    words = [word for word in command[1:] if not word.startswith("-")]
-    return words[:2] == ["config", "set"]
+    return gcloud_words(command[1:])[:2] == ["config", "set"]
 
 
 def _files_named(argv: tuple[str, ...], tree: Path, cwd: str) -> set[Path]:

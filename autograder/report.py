@@ -5,7 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from autograder.engine import ERROR, FAILED, GRADED, PASSED, PENDING, ItemResult
+from autograder.engine import (
+    ERROR,
+    FAILED,
+    GRADED,
+    NOT_GRADED,
+    PASSED,
+    PENDING,
+    SKIPPED,
+    UNDECIDED,
+    ItemResult,
+)
 from autograder.rubric import Rubric
 
 
@@ -21,10 +31,11 @@ def total(results: list[ItemResult]) -> float:
 
 
 def _pending_points(results: list[ItemResult], question: str | None = None) -> float:
+    """Points not decided yet: hand grading, live probes, checks to grade again."""
     return sum(
         r.item.points
         for r in results
-        if r.status == PENDING and (question is None or r.item.question == question)
+        if r.status in UNDECIDED and (question is None or r.item.question == question)
     )
 
 
@@ -64,14 +75,22 @@ def summary_text(rubric: Rubric, results: list[ItemResult], submission: str = ""
             + (_points(pending) if pending else "")
         )
     lines.append(f"{'Total':<10}{_points(total(results)):>8}{_points(rubric.total):>6}  ")
-    lost = [r for r in results if r.status in (FAILED, ERROR) and r.item.points > 0]
-    gates = [r for r in results if r.status in (FAILED, ERROR) and r.item.points == 0]
+    lost = [r for r in results if r.status == FAILED and r.item.points > 0]
+    gates = [r for r in results if r.status == FAILED and r.item.points == 0]
     if lost:
         lines += ["", "What to fix (points lost):"]
         lines += _grouped(lost)
     if gates:
         lines += ["", "Also needed (no points by themselves):"]
         lines += _grouped(gates)
+    skipped = [r for r in results if r.status == SKIPPED]
+    if skipped:
+        lines += ["", "Checked once the file they depend on is fixed (no points lost):"]
+        lines += _grouped(skipped)
+    unfinished = [r for r in results if r.status in (NOT_GRADED, ERROR)]
+    if unfinished:
+        lines += ["", "Not graded: the grader did not finish these (no points lost, to rerun):"]
+        lines += _grouped(unfinished)
     pending = [r for r in results if r.status == PENDING]
     if pending:
         lines += ["", f"Pending ({_points(_pending_points(results))} points not awarded yet):"]
@@ -80,7 +99,7 @@ def summary_text(rubric: Rubric, results: list[ItemResult], submission: str = ""
                 f"- [{result.item.question} {_points(result.item.points)}] {result.item.title}: "
                 f"{result.message}"
             )
-    if not lost and not gates:
+    if not lost and not gates and not unfinished:
         lines += ["", "Every automated check passes."]
     return "\n".join(lines)
 
@@ -97,13 +116,15 @@ def results_json(
         status_word = {
             PASSED: "passed",
             GRADED: "passed",
+            SKIPPED: "passed",  # its points are kept; the output says what to fix first
             FAILED: "failed",
             ERROR: "failed",
             PENDING: "pending",
+            NOT_GRADED: "pending",
         }[result.status]
         output = result.message
-        if result.status == PENDING:
-            output = f"PENDING: {result.message}"
+        if result.status in (PENDING, NOT_GRADED):
+            output = f"{result.status.replace('_', ' ').upper()}: {result.message}"
         tests.append(
             {
                 "name": result.item.title,
@@ -120,6 +141,7 @@ def results_json(
     extra_data = {
         "questions": question_scores(rubric, results),
         "pending": [r.item.id for r in results if r.status == PENDING],
+        "not_graded": [r.item.id for r in results if r.status in (NOT_GRADED, ERROR)],
         "statuses": {r.item.id: r.status for r in results},
         "submission": submission,
         **(extra or {}),

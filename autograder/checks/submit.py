@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from autograder import assignment
 from autograder.checks import check
+from autograder.checks.build import broken_config
 from autograder.checks.common import (
     gcloud_words,
-    rejected_calls,
+    refusal_failure,
+    refused_calls,
     side_calls_note,
+    space_failure,
+    split_by_space,
     working_script,
 )
 from autograder.context import GradingContext
-from autograder.feedback import CheckFailed
+from autograder.feedback import CheckFailed, Skipped
+from autograder.script_runner import RecordedCall, ScriptRun
 
 
 @check("submit_runs")
@@ -42,13 +47,30 @@ def submit_build(ctx: GradingContext, component: str) -> None:
             fix="call `gcloud builds submit` with your config and the repo root",
             where=logical,
         )
-    problems = [_submit_problem(ctx, call, component) for call in submits]
+    problems = [_submit_problem(ctx, run, call, component) for call in submits]
     if all(problems):
         raise problems[0]
-    rejected_calls(ctx, logical)
+    # A refused `builds submit` of a config that fails its own checks is that
+    # config's mistake (gcloud reads the config before anything else of it).
+    config_problem = None
+    for call, verdict in refused_calls(ctx, logical):
+        if call in submits:
+            config_problem = config_problem or broken_config(ctx, component)
+            if config_problem is not None:
+                continue
+        raise refusal_failure(call, verdict, logical)
+    if config_problem is not None:
+        raise Skipped(
+            blocked_by=expected_config,
+            unchecked="whether gcloud accepts the `gcloud builds submit` command (for now "
+            f"gcloud stops at the config: {config_problem.what})",
+            where=logical,
+        )
 
 
-def _submit_problem(ctx: GradingContext, call, component: str) -> CheckFailed | None:
+def _submit_problem(
+    ctx: GradingContext, run: ScriptRun, call: RecordedCall, component: str
+) -> CheckFailed | None:
     logical = assignment.submit_script(component)
     expected_config = assignment.cloudbuild_file(component)
     config = call.flag("--config")
@@ -61,6 +83,8 @@ def _submit_problem(ctx: GradingContext, call, component: str) -> CheckFailed | 
             fix="add --config=<path of your cloudbuild yaml>",
             where=logical,
         )
+    if split_by_space(run, config):
+        return space_failure(run, "--config", config, logical)
     config_name = ctx.logical_path(config, call.cwd)
     if config_name != expected_config:
         return CheckFailed(
@@ -80,6 +104,8 @@ def _submit_problem(ctx: GradingContext, call, component: str) -> CheckFailed | 
         )
     positional = gcloud_words(call)[2:]
     source = positional[0] if positional else "."
+    if split_by_space(run, source):
+        return space_failure(run, "gcloud builds submit (its source folder)", source, logical)
     source_name = ctx.logical_path(source, call.cwd)
     if source_name != ".":
         return CheckFailed(

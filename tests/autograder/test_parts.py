@@ -9,12 +9,18 @@ import pytest
 from autograder import answers, cloudbuild, deliverables
 from autograder.engine import ERROR, result_for
 from autograder.feedback import CheckFailed
-from autograder.manual import ManualGradesError, read_manual_grades
 from autograder.oracle import FALLBACK_NOTE, Oracle
 from autograder.report import summary_text
 from autograder.rubric import RUBRIC_FILE, RubricError, load_rubric, parse_rubric, verify
 from autograder.safe_yaml import load_yaml_text
-from autograder.shell_words import failure_tolerated, sets_errexit, split_commands
+from autograder.shell_words import (
+    failure_tolerated,
+    gcloud_key_values,
+    gcloud_words,
+    sets_errexit,
+    split_commands,
+)
+from autograder.similarity import similarity
 from tests.autograder.builders import FILLED_ANSWERS, REPO_ROOT
 
 
@@ -53,6 +59,24 @@ def test_a_failing_pull_is_tolerated_only_when_bash_would_go_on(script, tolerate
     commands = split_commands(script)
     index = next(i for i, c in enumerate(commands) if c.words[:2] == ["docker", "pull"])
     assert failure_tolerated(commands, index, sets_errexit(commands)) is tolerated
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--project", "P", "builds", "submit", "src", "--config", "c.yaml"],
+        ["builds", "submit", "src", "--config", "c.yaml", "--project", "P"],
+        ["--project=P", "beta", "builds", "submit", "--config=c.yaml", "src"],
+        ["builds", "submit", "--async", "src", "--substitutions", "_A=1,_B=2"],
+    ],
+)
+def test_gcloud_words_are_read_wherever_the_flags_are(argv):
+    assert gcloud_words(argv) == ["builds", "submit", "src"]
+
+
+def test_gcloud_key_value_lists_and_their_delimiter_form():
+    assert gcloud_key_values("_A=1,_B=x=y") == {"_A": "1", "_B": "x=y"}
+    assert gcloud_key_values("^;^URLS=a,b;MODE=fast") == {"URLS": "a,b", "MODE": "fast"}
 
 
 def test_substitutions_and_image_names():
@@ -126,8 +150,8 @@ def test_short_answers_are_extracted_and_template_text_is_not_an_answer():
 
 
 def test_similarity_ignores_case_markup_and_spacing():
-    assert answers.similarity("The *cache* works", "the cache   works") == 1.0
-    assert answers.similarity("layers are reused", "sessions keep state apart") < 0.6
+    assert similarity("The *cache* works", "the cache   works") == pytest.approx(1.0)
+    assert similarity("layers are reused", "sessions keep state apart") < 0.2
 
 
 def test_the_rubric_adds_up_and_a_drifted_rubric_is_refused():
@@ -136,23 +160,6 @@ def test_the_rubric_adds_up_and_a_drifted_rubric_is_refused():
     drifted = parse_rubric(RUBRIC_FILE.read_text().replace("points: 8\n", "points: 7\n"))
     with pytest.raises(RubricError, match="Q7: items add up to 7"):
         verify(drifted)
-
-
-def test_manual_grades_in_both_shapes(tmp_path):
-    rubric = load_rubric()
-    short = tmp_path / "short.csv"
-    short.write_text("question,points\nQ4,2.5\nQ7,\n")
-    assert read_manual_grades(short, rubric) == {"Q4.written": 2.5}
-    sheet = tmp_path / "sheet.csv"
-    graded = answers.sheet_row("b", None)
-    graded["Q2_points"] = "4"
-    answers.write_sheet(sheet, [answers.sheet_row("a", None), graded])
-    assert read_manual_grades(sheet, rubric, submission="b") == {"Q2.written": 4.0}
-    assert read_manual_grades(sheet, rubric, submission="zz") == {}
-    bad = tmp_path / "bad.csv"
-    bad.write_text("question,points\nQ1,3\n")
-    with pytest.raises(ManualGradesError, match="not a hand-graded question"):
-        read_manual_grades(bad, rubric)
 
 
 def test_an_internal_error_becomes_a_message_and_the_summary_groups_causes():
