@@ -18,7 +18,7 @@ TEST_WORKERS ?= 2
 # machine's pip configuration (whose CPU torch wheel does not fit torchvision).
 UV := $(PYTHON) -m uv
 
-.PHONY: help setup run serve test test-fast lint format grade bench handout clean
+.PHONY: help setup run serve test test-fast lint format grade bench bench-grading handout clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,3 +66,6 @@ clean:  ## remove the virtual environment and caches
 bench: setup  ## benchmark backend_v1 against the limit, the original kit and LitServe (<= 10 min)
 	$(UV) pip install --quiet --python $(BIN)/python -r requirements/bench.txt
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-grading: setup  ## time grading: one submission, a class of 100 (--jobs 2), similarity of 500
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.grading $(BENCH_ARGS)

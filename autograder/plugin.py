@@ -96,7 +96,8 @@ def add_options(parser: pytest.Parser) -> None:
         "--check-timeout",
         type=float,
         metavar="SECONDS",
-        help="stop any one check after this long (default: from --script-timeout)",
+        help="stop a check that works longer than this (its waits for work it shares with "
+        "other checks, such as a script's run, do not count; default: from --script-timeout)",
     )
     group.addoption(
         "--oracle-cache",

@@ -69,6 +69,7 @@ def _class() -> dict[str, tuple[dict[str, str], str, float]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # as long as the batch's own subprocess timeout below
 def test_a_class_of_32_is_graded_in_parallel(tmp_path):
     students = _class()
     class_dir = tmp_path / "class"

@@ -22,6 +22,10 @@ from autograder.engine import SKIPPED
 from tests.autograder.builders import replace, solution_files
 from tests.autograder.conftest import failed
 
+# The first test waits for the whole corpus to be graded (a module fixture): on a
+# machine shared with other test runs that can take longer than one test's default.
+pytestmark = pytest.mark.timeout(1200)
+
 CB_B1 = "deployment/cloudbuild_backend_v1.yaml"
 CB_F1 = "deployment/cloudbuild_frontend_v1.yaml"
 DEPLOY_B1 = "deployment/deploy_backend_v1.sh"
