@@ -1,11 +1,17 @@
 """Grade a whole class: every submission folder in parallel, each in its own process.
 
-Each submission is graded by `python -m pytest autograder --submission X
---results-json ...` in a subprocess with its own timeout: a crash, a hang or a
-hostile script in one submission ends that process only, never the batch. The
-grader records each check's result as soon as it is decided (a progress file),
-so a submission stopped at the batch's timeout keeps every check it finished;
-the rest are "not graded", to rerun, never counted as lost.
+Each submission is graded by `pytest autograder --submission X --results-json
+...` in a process of its own, in a session of its own, with its own timeout: a
+crash, a hang or a hostile script in one submission ends that process only,
+never the batch. The grader records each check's result as soon as it is
+decided (a progress file), so a submission stopped at the batch's timeout keeps
+every check it finished; the rest are "not graded", to rerun, never counted
+as lost.
+
+Those processes are forked from a server that imported pytest and the grader
+once (multiprocessing's forkserver): starting a fresh interpreter and
+importing them again for every submission cost about as much CPU as grading a
+typical one.
 
 Hand grades are merged here, not in the subprocesses: read once, keyed by
 submission, and written back into a new grading sheet (never over the one
@@ -22,11 +28,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import multiprocessing
 import os
 import signal
 import statistics
-import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -83,11 +90,22 @@ def find_submissions(folder: Path) -> list[Path]:
     )
 
 
-def _command(submission: Path, folder: Path, options: BatchOptions) -> list[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
+# Imported once by the server the grading processes are forked from.
+_PRELOAD = [
+    "pytest",
+    "pytest_timeout",
+    "autograder.plugin",
+    "autograder.checks.build",
+    "autograder.checks.deliverables",
+    "autograder.checks.deploy",
+    "autograder.checks.live",
+    "autograder.checks.submit",
+    "autograder.checks.written",
+]
+
+
+def _pytest_args(submission: Path, folder: Path, options: BatchOptions) -> list[str]:
+    args = [
         str(assignment.ASSIGNMENT_ROOT / "autograder"),
         "--submission",
         str(submission),
@@ -100,23 +118,53 @@ def _command(submission: Path, folder: Path, options: BatchOptions) -> list[str]
         "-q",
         "-p",
         "no:cacheprovider",
+        "-p",
+        "pytest_timeout",  # the one plugin grading uses (the others are not loaded)
         "--color=no",
     ]
     if options.live:
-        command.append("--live")
+        args.append("--live")
     if options.allow_local_urls:
-        command.append("--allow-local-urls")
+        args.append("--allow-local-urls")
     if options.no_gcloud:
-        command.append("--no-gcloud")
+        args.append("--no-gcloud")
     if options.script_timeout:
-        command += ["--script-timeout", str(options.script_timeout)]
+        args += ["--script-timeout", str(options.script_timeout)]
     if options.probe_image_url:
-        command += ["--probe-image-url", options.probe_image_url]
-    return command
+        args += ["--probe-image-url", options.probe_image_url]
+    return args
+
+
+def _grade_in_child(args: list[str], log_path: str) -> None:
+    """The grading process: a session of its own (the timeout ends it whole), output to its log."""
+    os.setsid()
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.chdir(assignment.ASSIGNMENT_ROOT)
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    import pytest
+
+    code = pytest.main(args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(code))
+
+
+_server_lock = threading.Lock()
+
+
+def _grading_processes():
+    """The forkserver context, its server started once with the grader imported."""
+    with _server_lock:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(_PRELOAD)
+        return context
 
 
 def grade_one(submission: Path, options: BatchOptions) -> Outcome:
-    """Grade one folder in a subprocess; never raises."""
+    """Grade one folder in a process of its own; never raises."""
     folder = options.out / "submissions" / submission.name
     folder.mkdir(parents=True, exist_ok=True)
     results_path = folder / "results.json"
@@ -124,26 +172,20 @@ def grade_one(submission: Path, options: BatchOptions) -> Outcome:
         stale.unlink(missing_ok=True)
     started = time.monotonic()
     outcome = Outcome(submission, CRASHED_STATUS)
+    args = _pytest_args(submission, folder, options)
     process = None
-    with (folder / "log.txt").open("w") as log:
-        try:
-            process = subprocess.Popen(
-                _command(submission, folder, options),
-                cwd=assignment.ASSIGNMENT_ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # a timeout ends the grader and all it started
-            )
-        except OSError as exc:
-            outcome.detail = f"could not start the grader: {exc}"
-        if process is not None:
-            try:
-                process.wait(timeout=options.timeout)
-            except subprocess.TimeoutExpired:
-                outcome.status = TIMEOUT_STATUS
-            finally:
-                _kill(process)
+    try:
+        process = _grading_processes().Process(
+            target=_grade_in_child, args=(args, str(folder / "log.txt")), daemon=False
+        )
+        process.start()
+    except OSError as exc:
+        outcome.detail = f"could not start the grader: {exc}"
+    if process is not None:
+        process.join(options.timeout)
+        if process.is_alive():
+            outcome.status = TIMEOUT_STATUS
+        _kill(process)
     outcome.seconds = time.monotonic() - started
     if outcome.status == TIMEOUT_STATUS:
         outcome.results = partial_results(submission.name, folder, options.timeout)
@@ -159,7 +201,7 @@ def grade_one(submission: Path, options: BatchOptions) -> Outcome:
             outcome.status = GRADED_STATUS
         except (OSError, ValueError):
             outcome.detail = (
-                f"the grader exited with status {process.returncode} without results; "
+                f"the grader exited with status {process.exitcode} without results; "
                 f"see {folder / 'log.txt'}"
             )
     outcome.answers = _answers_of(submission)
@@ -192,11 +234,13 @@ def partial_results(name: str, folder: Path, timeout: float) -> dict:
     return results_json(rubric, results, name, {"complete": False, "timed_out": True})
 
 
-def _kill(process: subprocess.Popen) -> None:
+def _kill(process) -> None:
+    """End the grading process's whole session (what it started too), then reap it."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+        process.kill()  # should it not have reached setsid() yet
+    process.join(10)
 
 
 def _answers_of(submission: Path) -> answers.ShortAnswers | None:

@@ -57,9 +57,10 @@ def record(program: str, argv: list[str]) -> None:
         os.close(fd)
 
 
-try:
+if __package__:
     from autograder.shell_words import gcloud_words as _positionals
-except ImportError:  # run as a script by script_runner's wrappers: its folder is on sys.path
+else:  # run as a script by script_runner's wrappers (perhaps with -I): import its neighbour
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from shell_words import gcloud_words as _positionals
 
 

@@ -33,13 +33,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).with_name("results")
 QUESTIONS = ("Q2", "Q4", "Q5", "Q7", "Q8")
 # Words an answer about this assignment draws on (so answers overlap as real ones do).
-TOPIC = (
+_TOPIC_WORDS = (
     "the base image layer cache build push registry region service scales cold start model "
     "session memory port request latency replica revision traffic container weights tag pull "
     "deploy frontend backend url health network timeout because so each when every user "
     "instance cloud run artifact dockerfile gunicorn worker thread torch choice server side "
     "state affinity gateway routes one per minimum instances keeps warm loads faster"
-).split()
+)
+TOPIC = _TOPIC_WORDS.split()
 
 
 def progress(message: str) -> None:

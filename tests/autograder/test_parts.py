@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -187,3 +190,24 @@ def test_without_gcloud_the_schema_checks_the_config_and_says_so(tmp_path):
     verdict = oracle.validate_config(Path(bad))
     assert verdict.rejected
     assert "is not of type 'array'" in verdict.message
+
+
+def test_the_recorder_reads_a_global_flag_before_the_command_group(tmp_path):
+    """The recording gcloud splits words as the checks do, also run in isolated mode."""
+    log = tmp_path / "calls.jsonl"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            str(REPO_ROOT / "autograder" / "recording_cli.py"),
+            *("gcloud", "--project", "my-proj", "run", "services", "describe", "backend-v1"),
+            *("--format", "value(status.url)"),
+        ],
+        env={"RECORDER_LOG": str(log), "RECORDER_SERVICE_URLS": "{}"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.startswith("https://backend-v1-")
+    assert result.stdout.strip().endswith("-nn.a.run.app")
+    assert json.loads(log.read_text())["argv"][:2] == ["--project", "my-proj"]
