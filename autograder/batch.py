@@ -183,9 +183,9 @@ def grade_one(submission: Path, options: BatchOptions) -> Outcome:
         outcome.detail = f"could not start the grader: {exc}"
     if process is not None:
         process.join(options.timeout)
-        if process.is_alive():
+        if process.is_alive():  # not reaped, so its pid is still its own to kill
             outcome.status = TIMEOUT_STATUS
-        _kill(process)
+            _kill(process)
     outcome.seconds = time.monotonic() - started
     if outcome.status == TIMEOUT_STATUS:
         outcome.results = partial_results(submission.name, folder, options.timeout)
@@ -235,12 +235,39 @@ def partial_results(name: str, folder: Path, timeout: float) -> dict:
 
 
 def _kill(process) -> None:
-    """End the grading process's whole session (what it started too), then reap it."""
+    """End the grading process and everything it started, then reap it.
+
+    A student script runs in a session of its own (script_runner), outside the
+    grading process's group, so its group is found through the process tree
+    and ended too, or a script that loops would outlive the timeout. The
+    grading process is stopped first, so no new script starts meanwhile.
+    """
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGSTOP)
+    groups = {process.pid} | {group for _, group in _descendants(process.pid)}
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
         process.kill()  # should it not have reached setsid() yet
     process.join(10)
+
+
+def _descendants(pid: int) -> list[tuple[int, int]]:
+    """(pid, process group) of every descendant of `pid`, from /proc (empty elsewhere)."""
+    parents: dict[int, list[tuple[int, int]]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        parents.setdefault(int(fields[1]), []).append((int(stat.parent.name), int(fields[2])))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child[0])
+    return found
 
 
 def _answers_of(submission: Path) -> answers.ShortAnswers | None:

@@ -6,6 +6,7 @@ import csv
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -163,11 +164,14 @@ def test_a_batch_timeout_keeps_the_checks_that_finished(tmp_path):
     """A script that hangs past the batch's timeout: what finished counts, the rest is
     "not graded" (to rerun), and nothing is charged for the stop."""
     files = solution_files()
-    files["deployment/deploy_frontend_v2.sh"] = "#!/bin/bash\nwhile true; do sleep 0.2; done\n"
+    marker = f"hung-script-{tmp_path.name}"
+    files["deployment/deploy_frontend_v2.sh"] = f"#!/bin/bash\nexec -a {marker} sleep 3600\n"
     folder = write_submission(tmp_path / "hangs", files)
     options = BatchOptions(out=tmp_path / "out", timeout=60, no_gcloud=True, script_timeout=600)
     outcome = grade_one(folder, options)
     assert outcome.status == "timeout"
+    # The hung script, in a session of its own, ended with the grading process.
+    assert not [p for p in Path("/proc").glob("[0-9]*/cmdline") if _runs(p, marker)]
     statuses = outcome.results["extra_data"]["statuses"]
     assert statuses["Q6.frontend_v2.deploy_runs"] == "not_graded"
     assert statuses["Q1.backend_v1.config_valid"] == "passed"  # the first check, long done
@@ -179,3 +183,10 @@ def test_a_batch_timeout_keeps_the_checks_that_finished(tmp_path):
     assert row.total + row.pending_total == 100  # nothing lost: given or still to come
     saved = (tmp_path / "out" / "submissions" / "hangs" / "results.json").read_text()
     assert '"timed_out": true' in saved
+
+
+def _runs(cmdline: Path, marker: str) -> bool:
+    try:
+        return cmdline.read_bytes().startswith(marker.encode())
+    except OSError:
+        return False
