@@ -142,29 +142,31 @@ def deploy_service(ctx: GradingContext, component: str) -> str | None:
     # config's own image names are wrong (they cost the config its points).
     if any(_same_image(image, t) for t in app_tags):
         return None
-    if fails(images_pushed, ctx, component):
-        # The config names its images wrongly itself: compare once it is fixed.
-        check_registry_reference(image, logical, component, "app")
-        raise Skipped(
-            blocked_by=config_file,
-            unchecked="whether the deployed image is the app image it pushes (they differ "
-            "now, and its own image names fail its Q1 check)",
-            where=logical,
-        )
-    other_project = _project_difference(run, image, app_tags, config_file, logical)
-    if other_project is not None:
-        raise other_project
     if any(_same_image(image, t) for t in base_tags):
         found = f"{image}, the base image (no app code in it)"
     else:
-        others = []
-        for other in assignment.COMPONENTS:
-            if other == component:
-                continue
-            other_tags, _ = _config_images(ctx, other)
-            if any(_same_image(image, t) for t in other_tags):
-                others.append(other)
-        found = image + (f", the image of {others[0]}" if others else ", which no build pushes")
+        others = [
+            other
+            for other in assignment.COMPONENTS
+            if other != component
+            and any(_same_image(image, t) for t in _config_images(ctx, other)[0])
+        ]
+        if others:
+            found = f"{image}, the image of {others[0]}"
+        else:
+            other_project = _project_difference(run, image, app_tags, config_file, logical)
+            if other_project is not None:
+                raise other_project
+            if fails(images_pushed, ctx, component):
+                # The config names its images wrongly itself: compare once it is fixed.
+                check_registry_reference(image, logical, component, "app")
+                raise Skipped(
+                    blocked_by=config_file,
+                    unchecked="whether the deployed image is the app image it pushes (they "
+                    "differ now, and its own image names fail its Q1 check)",
+                    where=logical,
+                )
+            found = f"{image}, which no build pushes"
     raise CheckFailed(
         what=f"the deployed image is not the one {config_file} pushes",
         expected=" or ".join(sorted(app_tags)),
