@@ -30,6 +30,7 @@ import csv
 import json
 import multiprocessing
 import os
+import resource
 import signal
 import statistics
 import sys
@@ -77,6 +78,7 @@ class Outcome:
     results: dict | None = None  # its results.json (rebuilt from the finished checks on a timeout)
     detail: str = ""
     seconds: float = 0.0
+    cpu_seconds: float | None = None  # the grading process's and all it ran (not on a timeout)
     answers: answers.ShortAnswers | None = field(default=None, repr=False)
 
     @property
@@ -135,7 +137,7 @@ def _pytest_args(submission: Path, folder: Path, options: BatchOptions) -> list[
     return args
 
 
-def _grade_in_child(args: list[str], log_path: str) -> None:
+def _grade_in_child(args: list[str], log_path: str, usage_path: str) -> None:
     """The grading process: a session of its own (the timeout ends it whole), output to its log."""
     os.setsid()
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -149,6 +151,13 @@ def _grade_in_child(args: list[str], log_path: str) -> None:
     code = pytest.main(args)
     sys.stdout.flush()
     sys.stderr.flush()
+    # Its own CPU time and that of everything it ran and waited for (scripts, gcloud).
+    cpu = sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in (resource.getrusage(resource.RUSAGE_SELF),
+                      resource.getrusage(resource.RUSAGE_CHILDREN))
+    )  # fmt: skip
+    Path(usage_path).write_text(json.dumps({"cpu_seconds": round(cpu, 2)}), encoding="utf-8")
     os._exit(int(code))
 
 
@@ -168,15 +177,17 @@ def grade_one(submission: Path, options: BatchOptions) -> Outcome:
     folder = options.out / "submissions" / submission.name
     folder.mkdir(parents=True, exist_ok=True)
     results_path = folder / "results.json"
-    for stale in (results_path, folder / "progress.jsonl", folder / "outcome.json"):
-        stale.unlink(missing_ok=True)
+    for stale in ("results.json", "progress.jsonl", "outcome.json", "usage.json"):
+        (folder / stale).unlink(missing_ok=True)
     started = time.monotonic()
     outcome = Outcome(submission, CRASHED_STATUS)
     args = _pytest_args(submission, folder, options)
     process = None
     try:
         process = _grading_processes().Process(
-            target=_grade_in_child, args=(args, str(folder / "log.txt")), daemon=False
+            target=_grade_in_child,
+            args=(args, str(folder / "log.txt"), str(folder / "usage.json")),
+            daemon=False,
         )
         process.start()
     except OSError as exc:
@@ -187,6 +198,9 @@ def grade_one(submission: Path, options: BatchOptions) -> Outcome:
             outcome.status = TIMEOUT_STATUS
             _kill(process)
     outcome.seconds = time.monotonic() - started
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        usage = json.loads((folder / "usage.json").read_text(encoding="utf-8"))
+        outcome.cpu_seconds = float(usage["cpu_seconds"])
     if outcome.status == TIMEOUT_STATUS:
         outcome.results = partial_results(submission.name, folder, options.timeout)
         unfinished = len(outcome.results["extra_data"]["not_graded"])
@@ -286,6 +300,7 @@ def _save_outcome(folder: Path, outcome: Outcome) -> None:
         "status": outcome.status,
         "detail": outcome.detail,
         "seconds": round(outcome.seconds, 2),
+        "cpu_seconds": outcome.cpu_seconds,
     }
     (folder / "outcome.json").write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
 
@@ -300,6 +315,7 @@ def saved_outcomes(out: Path) -> list[Outcome]:
             continue
         outcome = Outcome(Path(saved["submission"]), saved["status"], None, saved["detail"])
         outcome.seconds = saved["seconds"]
+        outcome.cpu_seconds = saved.get("cpu_seconds")
         with contextlib.suppress(OSError, ValueError):
             outcome.results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
         outcome.answers = _answers_of(outcome.submission)
@@ -439,9 +455,11 @@ def class_report(
     ]
     if outcomes:
         seconds = [o.seconds for o in outcomes]
+        cpu = [o.cpu_seconds for o in outcomes if o.cpu_seconds is not None]
         lines.append(
-            f"Grading time per submission: median {statistics.median(seconds):.1f} s, "
-            f"slowest {max(seconds):.1f} s ({max(outcomes, key=lambda o: o.seconds).name})"
+            f"Grading time per submission: median {statistics.median(seconds):.1f} s"
+            + (f" ({statistics.median(cpu):.1f} s of CPU)" if cpu else "")
+            + f", slowest {max(seconds):.1f} s ({max(outcomes, key=lambda o: o.seconds).name})"
         )
     lines += [
         "",
