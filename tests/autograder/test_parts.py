@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,12 @@ from pathlib import Path
 import pytest
 
 from autograder import answers, cloudbuild, deliverables
+from autograder.checks.deploy import (
+    MEMORY_HEADROOM,
+    backend_peak_mib,
+    memory_mib,
+    required_memory_mib,
+)
 from autograder.engine import ERROR, result_for
 from autograder.feedback import CheckFailed
 from autograder.oracle import FALLBACK_NOTE, Oracle
@@ -211,3 +218,19 @@ def test_the_recorder_reads_a_global_flag_before_the_command_group(tmp_path):
     assert result.stdout.startswith("https://backend-v1-")
     assert result.stdout.strip().endswith("-nn.a.run.app")
     assert json.loads(log.read_text())["argv"][:2] == ["--project", "my-proj"]
+
+
+@pytest.mark.parametrize(
+    ("value", "mib"),
+    [("512Mi", 512), ("2Gi", 2048), ("4gi", 4096), ("2G", 1e9 * 2 / 2**20), ("1073741824", 1024)],
+)
+def test_memory_sizes_are_read_as_cloud_run_reads_them(value, mib):
+    assert memory_mib(value) == pytest.approx(mib)
+
+
+def test_the_memory_a_torch_backend_needs_comes_from_its_measured_peak():
+    for component in ("backend_v1", "backend_v2"):
+        peak = backend_peak_mib()[component]
+        assert peak > 512  # the reason Cloud Run's default does not do
+        assert required_memory_mib(component) == math.ceil(peak * MEMORY_HEADROOM)
+    assert memory_mib("lots") is None
