@@ -167,7 +167,7 @@ def test_a_batch_timeout_keeps_the_checks_that_finished(tmp_path):
     marker = f"hung-script-{tmp_path.name}"
     files["deployment/deploy_frontend_v2.sh"] = f"#!/bin/bash\nexec -a {marker} sleep 3600\n"
     folder = write_submission(tmp_path / "hangs", files)
-    options = BatchOptions(out=tmp_path / "out", timeout=60, no_gcloud=True, script_timeout=600)
+    options = BatchOptions(out=tmp_path / "out", timeout=45, no_gcloud=True, script_timeout=600)
     outcome = grade_one(folder, options)
     assert outcome.status == "timeout"
     # The hung script, in a session of its own, ended with the grading process.
