@@ -152,6 +152,7 @@ def _set_up(options: _Options) -> None:
         resource.setrlimit(limit, (value, value))
     if options.reap:
         _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)  # the grader died: end what it started
     if options.landlock:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import landlock

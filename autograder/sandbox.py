@@ -525,10 +525,25 @@ def _tested(level: str) -> Confinement:
     return _self_test(level)
 
 
-@cache
-def current(requested: str | None = None) -> Confinement:
-    """The process-wide confinement: detected once (AUTOGRADER_CONFINEMENT or auto)."""
-    return detect(requested or os.environ.get(ENV_LEVEL) or "auto")
+_selected: dict[str, Confinement] = {}
+_selected_lock = threading.Lock()
+
+
+def select(requested: str = "auto") -> Confinement:
+    """Detect the confinement every later run of this process uses (current())."""
+    confinement = detect(requested)
+    with _selected_lock:
+        _selected["current"] = confinement
+    return confinement
+
+
+def current() -> Confinement:
+    """The process-wide confinement: as select() chose, else detected once (from
+    AUTOGRADER_CONFINEMENT, or auto)."""
+    with _selected_lock:
+        if "current" not in _selected:
+            _selected["current"] = detect(os.environ.get(ENV_LEVEL) or "auto")
+        return _selected["current"]
 
 
 @cache
@@ -552,3 +567,14 @@ def fallbacks(confinement: Confinement):
             yield _tested(level)
         except Exception:  # noqa: S112 (a level that fails its self-test is skipped)
             continue
+
+
+def run(command: Sequence[str], space: Workspace, **options) -> Outcome:
+    """Confinement.run at the process's level, falling back as `fallbacks` says."""
+    failure: SandboxError | None = None
+    for confinement in fallbacks(current()):
+        try:
+            return confinement.run(command, space, **options)
+        except SandboxError as exc:
+            failure = exc
+    raise failure or SandboxError("no confinement level could start the command")
