@@ -227,11 +227,12 @@ def _parse(argv: list[str]) -> Problem | None:
         if problem:
             return problem
     for group in command["mutex"]:
-        given = [n for n in group if n in seen]
-        if len(set(given)) > 1:
-            choices = " | ".join(group)
+        used = [member for member in group if any(name in seen for name in member)]
+        if len(used) > 1:
+            choices = " | ".join(" ".join(member) for member in group)
+            given = next(name for name in used[0] if name in seen)
             return Problem(
-                f"({label}) argument {given[0]}: At most one of {choices} can be specified."
+                f"({label}) argument {given}: At most one of {choices} can be specified."
             )
     return _check_positionals(label, command["positionals"], positionals)
 

@@ -180,24 +180,32 @@ def _not_run(argv: tuple[str, ...], tree, cwd) -> OracleVerdict | None:
     return None
 
 
-def _run_confined(
-    executable, argv, cwd, config: Path, space, tree, timeout: float
-) -> OracleVerdict:
-    """Run gcloud with `argv` confined, in the isolated environment, and classify its answer."""
+def _run_confined(executable, argv, cwd, config, space, tree, timeout: float) -> OracleVerdict:
+    """Run gcloud with `argv` confined, in the isolated environment, and classify its answer.
+
+    gcloud works on a copy of `tree` (or of `cwd`) inside its own workspace, with
+    every path into the original rewritten: the original may be in a folder the
+    confined user cannot enter, and nothing else of the machine is shown to it.
+    """
     home = space.scratch / "home"
     home.mkdir(exist_ok=True)
-    readable = [_sdk_root(executable)]
-    if tree is not None:
-        readable.append(Path(tree))
-    inside = tree is not None and cwd is not None and Path(cwd).is_dir()
-    start_in = Path(cwd) if inside else space.scratch
+    source = Path(tree) if tree is not None else Path(cwd) if cwd and Path(cwd).is_dir() else None
+    copy = space.scratch / "tree"
+    words = list(argv)
+    start_in = space.scratch
+    if source is not None:
+        shutil.copytree(source, copy, symlinks=True, ignore=_NOT_COPIED)
+        original = str(source)
+        words = [w.replace(original, str(copy)) for w in words]
+        if cwd is not None and Path(cwd).is_dir():
+            start_in = Path(str(cwd).replace(original, str(copy)))
     try:
-        outcome = sandbox.current().run(
-            [executable, *argv[1:]],
+        outcome = sandbox.run(
+            [executable, *words[1:]],
             space,
-            cwd=start_in,
+            cwd=start_in if start_in.is_dir() else space.scratch,
             env=isolated_env(config, home),
-            readable=readable,
+            readable=[_sdk_root(executable)],
             limits=ORACLE_LIMITS,
             timeout=timeout,
         )
@@ -207,8 +215,15 @@ def _run_confined(
         return OracleVerdict(INCONCLUSIVE, argv, f"gcloud did not finish in {timeout:g} s")
     if outcome.stopped:
         return OracleVerdict(INCONCLUSIVE, argv, f"gcloud was stopped ({outcome.stopped})")
-    stderr = outcome.stderr.replace(str(space.scratch) + "/", "")
+    stderr = outcome.stderr
+    if source is not None:
+        stderr = stderr.replace(str(copy), str(source))
+    stderr = stderr.replace(str(space.scratch) + "/", "")
     return classify(argv, outcome.exit_code, outcome.stdout, stderr)
+
+
+# Never copied for gcloud: environments and caches a caller's folder may hold.
+_NOT_COPIED = shutil.ignore_patterns(".git", ".venv", "venv", "node_modules", "__pycache__")
 
 
 def _sdk_root(executable: str) -> Path:
@@ -304,20 +319,21 @@ def list_files_for_upload(
 ) -> list[str]:
     """The files `gcloud builds submit DIRECTORY` would upload (its .gcloudignore applied).
 
-    Raises RuntimeError when gcloud is missing or fails.
+    Raises RuntimeError when gcloud is missing or fails. Only for the project's own
+    folders (trusted): it runs unconfined.
     """
     executable = gcloud_path()
     if executable is None:
         raise RuntimeError("gcloud is not installed on this machine")
     directory = Path(directory).resolve()
+    # The project's own folders only (its tests): trusted, so not confined.
     with workspace("gcloud-list-") as space:
         (space.scratch / "home").mkdir()
-        outcome = sandbox.run(
+        outcome = sandbox.unconfined().run(
             [executable, "meta", "list-files-for-upload", str(directory)],
             space,
             cwd=directory,
             env=isolated_env(space.scratch / "config", space.scratch / "home"),
-            readable=[_sdk_root(executable), directory],
             limits=ORACLE_LIMITS,
             timeout=timeout,
         )

@@ -7,8 +7,10 @@ from one folder shows it). Recording stand-ins for gcloud, docker, curl and
 wget come first on PATH (see recording_cli.py): they log every call and answer
 read-only questions (`gcloud config get-value project`, a service's URL) with
 plausible values. The environment is scrubbed: no credentials, an empty gcloud
-configuration, HTTP(S) proxies pointing at a closed loopback port so nothing
-leaves the machine, and a timeout that ends the script's whole process group.
+configuration, HTTP(S) proxies pointing at a closed loopback port. The script
+runs confined (sandbox.py: bubblewrap namespaces, or an unprivileged user with
+Landlock and limits, as this machine allows): its output goes to capped files,
+its scratch space is size-limited, and every process it starts ends with it.
 
     from autograder.script_runner import run_script
     run = run_script("deployment/deploy_frontend_v1.sh", tree=repo_root)

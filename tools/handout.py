@@ -96,7 +96,7 @@ export UV_PYTHON_INSTALL_DIR=/opt/autograder/python
   -r /autograder/source/autograder/requirements.txt
 chmod -R a+rX /opt/autograder
 # The grader checks its sandbox before any submission: fail the build, not a student.
-cd /autograder/source
+cd /autograder/source || exit 1
 /autograder/venv/bin/python -c 'from autograder import sandbox; print(sandbox.detect().describe())'
 # Optional: install the Google Cloud CLI here for gcloud's own words in the
 # feedback. Points never depend on it: the grader carries gcloud's offline rules.
@@ -107,7 +107,7 @@ RUN_AUTOGRADER = """\
 #!/usr/bin/env bash
 # Gradescope runs this for every submission; the submission is in
 # /autograder/submission (a flat upload or a copy of the repo).
-cd /autograder/source
+cd /autograder/source || exit 1
 read -r -a extra < /autograder/source/autograder_args || true
 /autograder/venv/bin/python -m pytest autograder -p no:cacheprovider \\
   --submission /autograder/submission \\

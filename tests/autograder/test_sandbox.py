@@ -232,3 +232,27 @@ def test_temp_folders_and_processes_of_a_killed_grader_are_removed(tmp_path):
     while sandbox._still_running(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not sandbox._still_running(marker)
+
+
+def test_a_venv_that_is_a_symbolic_link_still_runs_the_recorders(tmp_path):
+    """Issue 17, 1a: the grader started through a .venv linking elsewhere (here, into /tmp)."""
+    link = tmp_path / ".venv"
+    link.symlink_to(Path(sys.prefix))
+    tree = _script(tmp_path, "gcloud config get-value project\n")
+    probe = subprocess.run(
+        [
+            str(link / "bin" / "python"),
+            "-c",
+            "from autograder.script_runner import run_script; "
+            f"run = run_script('hostile.sh', tree={str(tree)!r}, cwd='.', timeout=30); "
+            "print(run.confinement, run.exit_code, run.stdout.strip(), len(run.gcloud_calls))",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    level, code, project, calls = probe.stdout.split()
+    assert level == sandbox.current().level  # the strongest here, not a fallback
+    assert (code, project, calls) == ("0", "student-project-123", "1"), probe.stderr
