@@ -220,15 +220,17 @@ def _is_config_set(command: tuple[str, ...]) -> bool:
 
 
 def _files_named(argv: tuple[str, ...], tree: Path, cwd: str) -> set[Path]:
-    """Files the command names (e.g. --config=x.yaml), whose content the verdict depends on."""
+    """Files of the tree the command names (e.g. --config=x.yaml): its verdict depends on
+    their content. A file outside the tree is never read: such a command is refused."""
     found = set()
+    tree = Path(os.path.realpath(tree))
     for word in argv[1:]:
         value = word.split("=", 1)[1] if word.startswith("--") and "=" in word else word
         if not value or value.startswith("-") or len(value) > 4096:
             continue
         candidate = Path(cwd, value) if not os.path.isabs(value) else Path(value)
         try:
-            if candidate.is_file():
+            if candidate.is_file() and tree in candidate.resolve().parents:
                 found.add(candidate.resolve())
         except OSError:
             continue
