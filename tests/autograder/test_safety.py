@@ -142,3 +142,31 @@ def test_the_real_gcloud_never_sees_credentials(tmp_path, monkeypatch):
         assert SECRET not in json.dumps(env)
         assert not any(name.startswith(("credentials", "access_tokens")) for name in run["config"])
     assert any(r["argv"][:2] == ["run", "deploy"] for r in runs)
+
+
+def test_a_yaml_bomb_named_by_a_recorded_command_never_reaches_gcloud(tmp_path, monkeypatch):
+    from autograder.script_runner import RecordedCall
+
+    bomb = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+    for level in "bcdefg":
+        previous = chr(ord(level) - 1)
+        bomb += f"{level}: &{level} [" + ", ".join([f"*{previous}"] * 10) + "]\n"
+    (tmp_path / "bomb.yaml").write_text(bomb)
+    (tmp_path / "fine.yaml").write_text("steps: []\n")
+    handed: list = []
+    monkeypatch.setattr(gcloud_oracle, "gcloud_available", lambda: True)
+    monkeypatch.setattr(
+        gcloud_oracle,
+        "check_commands",
+        lambda commands, **_: (
+            handed.extend(commands)
+            or [gcloud_oracle.OracleVerdict("needs_credentials", tuple(c), "") for c in commands]
+        ),
+    )
+    calls = [
+        RecordedCall("gcloud", ("builds", "submit", ".", "--config=bomb.yaml"), str(tmp_path)),
+        RecordedCall("gcloud", ("builds", "submit", ".", "--config=fine.yaml"), str(tmp_path)),
+    ]
+    verdicts = Oracle(None, use_gcloud=True).check_commands(calls, tree=tmp_path)
+    assert [c[-1] for c in handed] == ["--config=fine.yaml"]
+    assert [v.kind for v in verdicts] == ["needs_credentials", "needs_credentials"]
