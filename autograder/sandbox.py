@@ -58,10 +58,16 @@ CONFINE = Path(__file__).resolve().with_name("confine.py")
 SYSTEM_FOLDERS = ("/usr", "/etc")
 # Merged-/usr systems make these symbolic links into /usr; others have real folders.
 SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# Inside the sandbox, before the command: say "started" on fd 3 (then close it, so the
+# command never has it), copy the seed into the scratch tmpfs (bwrap), limit the
+# processes of a user namespace (a non-root grader's bwrap: counted in the namespace
+# only, unlike a limit set outside, which would count every process of the grader's
+# user), and start the command in its folder.
 _PRELUDE = (
     'printf started >&3; exec 3>&-; if [ "$1" != - ]; then cp -pR "$1/." "$2/" || '
     '{ echo "the submission does not fit in the scratch space" >&2; exit 97; }; fi; '
-    'cd "$3" || exit 97; shift 3; exec "$@"'
+    'if [ "$4" != - ]; then ulimit -u "$4"; fi; '
+    'cd "$3" || exit 97; shift 4; exec "$@"'
 )
 
 
@@ -189,7 +195,8 @@ class Confinement:
         argv += ["--", *self._inner(space, readable, limits, seed_bytes, seed)]
         argv += ["/bin/sh", "-c", _PRELUDE, "prelude"]
         argv += [str(space.root / ".seed") if self.level == "bwrap" and seed else "-"]
-        argv += [str(space.scratch), str(cwd), *command]
+        inner_nproc = str(limits.processes) if self.level == "bwrap" and uid is None else "-"
+        argv += [str(space.scratch), str(cwd), inner_nproc, *command]
         stdout_path, stderr_path = space.out / "stdout", space.out / "stderr"
         try:
             with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
@@ -229,8 +236,8 @@ class Confinement:
             "nofile": limits.open_files,
             "core": 0,
         }
-        if uid is not None or self.level == "bwrap":
-            # Counted per uid (per user namespace since Linux 5.14): only meaningful there.
+        if uid is not None:
+            # Counted per uid: meaningful for a uid of its own (else see _PRELUDE).
             rlimits["nproc"] = limits.processes
         for name, value in rlimits.items():
             argv += ["--rlimit", f"{name}={value}"]

@@ -33,14 +33,17 @@ _SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")  # noqa: S108
 
 
 def _base() -> Path:
-    """Where sessions live. As root, outside /tmp: confined users may use /tmp (and
-    Landlock then lets them read what is world-readable there), never this folder."""
+    """Where sessions live: outside /tmp, which confined commands may use (and Landlock
+    then lets them read), so that nothing of the grader's is there for them to read."""
     if os.environ.get("AUTOGRADER_WORK_DIR"):
         return Path(os.environ["AUTOGRADER_WORK_DIR"])
-    if os.geteuid() == 0:
-        for candidate in (Path("/var/lib/autograder"), Path("/run/autograder-work")):
-            with contextlib.suppress(OSError):
-                candidate.mkdir(mode=0o711, parents=True, exist_ok=True)
+    candidates = [Path("/var/lib/autograder"), Path("/run/autograder-work")]
+    if os.geteuid() != 0:
+        candidates = [Path.home() / ".cache" / "autograder-work"]
+    for candidate in candidates:
+        with contextlib.suppress(OSError):
+            candidate.mkdir(mode=0o711, parents=True, exist_ok=True)
+            if os.access(candidate, os.W_OK | os.X_OK):
                 return candidate
     return Path(tempfile.gettempdir())
 
