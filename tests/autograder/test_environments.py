@@ -35,7 +35,7 @@ import pytest
 from autograder import sandbox
 from tests.autograder.builders import REPO_ROOT, solution_files, write_submission
 
-pytestmark = [pytest.mark.environments, pytest.mark.slow]
+pytestmark = [pytest.mark.environments, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 UNPRIVILEGED = 64123  # the non-root instructor: a uid with no account and no rights
 SECRET = "root-only-secret-7c41e2"

@@ -57,6 +57,7 @@ def test_the_outline_gives_the_autograder_its_automatic_points_and_sums_to_100()
 
 @pytest.mark.chroot
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # debootstrap and the installs download a few hundred MB
 def test_setup_sh_builds_a_working_grader_in_a_fresh_debian(tmp_path):
     if os.geteuid() != 0 or not shutil.which("debootstrap"):
         pytest.skip("needs root and debootstrap")
