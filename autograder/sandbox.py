@@ -128,8 +128,8 @@ class Confinement:
             )
         elif self.level == "user":
             landlock_text = (
-                f"Landlock (ABI {self.landlock_abi}) hides every file outside their copy "
-                "and the system folders"
+                f"Landlock (ABI {self.landlock_abi}) hides every file outside their copy, "
+                "the system folders and /tmp, /var/tmp, /dev/shm (where permissions apply)"
                 + (" and blocks TCP." if self.landlock_abi >= 4 else "; the network stays open.")
                 if self.landlock_abi
                 else "No Landlock in this kernel: they can read any world-readable file "
