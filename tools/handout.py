@@ -6,8 +6,9 @@ build/handout/                   the student release: the repo without solution/
                                  the other instructor-only files, every student file
                                  present as its untouched template
 build/handout.zip                the same, zipped
-build/gradescope_autograder.zip  setup.sh, run_autograder, autograder_args and source/
-                                 (the release plus the grader)
+build/gradescope_autograder.zip  setup.sh, run_autograder, autograder_args and the release
+                                 (with the grader), all at the zip's root: Gradescope
+                                 extracts it into /autograder/source
 build/gradescope_setup.md        the assignment's outline on Gradescope: the autograder's
                                  points and the written questions, summing to 100
 
@@ -243,7 +244,7 @@ def gradescope_outline() -> str:
         f"is {offline + live:g}: the written answers are Gradescope questions of the same",
         "assignment, graded with the model answers in solution/answers.md. Checks not",
         "graded yet (a live probe in a run without `--live`) show as neutral, never failed.",
-        "`source/autograder_args` holds the grader's options (`--live` by default).",
+        "`autograder_args` in the zip holds the grader's options (`--live` by default).",
         "See docs/grader-trust.md for what the grader isolates on Gradescope.",
     ]
     return "\n".join(lines) + "\n"
@@ -255,8 +256,10 @@ def build_gradescope_zip(release: Path, archive: Path) -> Path:
         _text(bundle, "run_autograder", RUN_AUTOGRADER, executable=True)
         for path in sorted(release.rglob("*")):
             if path.is_file():
-                _add(bundle, path, "source/" + path.relative_to(release).as_posix())
-        _text(bundle, "source/autograder_args", AUTOGRADER_ARGS)
+                # Gradescope extracts the zip into /autograder/source: the release
+                # goes at the zip's root, beside setup.sh and run_autograder.
+                _add(bundle, path, path.relative_to(release).as_posix())
+        _text(bundle, "autograder_args", AUTOGRADER_ARGS)
     return archive
 
 

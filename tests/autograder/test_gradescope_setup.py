@@ -71,11 +71,13 @@ def test_setup_sh_builds_a_working_grader_in_a_fresh_debian(tmp_path):
     out = tmp_path / "build"
     assert handout.main(["--out", str(out)]) == 0
     autograder = root / "autograder"
+    # As Gradescope does: the zip extracted into /autograder/source, run_autograder
+    # copied to /autograder/run_autograder, then setup.sh run from the source folder.
     with zipfile.ZipFile(out / "gradescope_autograder.zip") as bundle:
         bundle.extractall(autograder / "source")
-    for script in ("setup.sh", "run_autograder"):
-        shutil.move(autograder / "source" / script, autograder / script)
-        (autograder / script).chmod(0o755)
+    shutil.copy2(autograder / "source" / "run_autograder", autograder / "run_autograder")
+    for script in (autograder / "run_autograder", autograder / "source" / "setup.sh"):
+        script.chmod(0o755)
     # Offline checks only: --live would reach the solution's real service URLs.
     (autograder / "source" / "autograder_args").write_text("--no-gcloud\n")
     write_submission(autograder / "submission", solution_files(), layout="flat")
@@ -100,7 +102,7 @@ def test_setup_sh_builds_a_working_grader_in_a_fresh_debian(tmp_path):
         subprocess.run(["mount", *how, str(target)], check=True)
     try:
         setup = subprocess.run(
-            ["chroot", str(root), "/bin/bash", "/autograder/setup.sh"],
+            ["chroot", str(root), "/bin/bash", "-c", "cd /autograder/source && ./setup.sh"],
             env=env,
             capture_output=True,
             text=True,
