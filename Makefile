@@ -18,7 +18,7 @@ TEST_WORKERS ?= 2
 # machine's pip configuration (whose CPU torch wheel does not fit torchvision).
 UV := $(PYTHON) -m uv
 
-.PHONY: help setup run serve test test-fast lint format grade bench bench-grading handout clean
+.PHONY: help setup run serve test test-fast test-environments test-chroot lint format grade bench bench-grading handout clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,17 +37,22 @@ run: setup  ## start one app version locally: make run VERSION=v1|v2|v3 (Ctrl-C 
 serve: setup  ## start one service alone: make serve SERVICE=<component> PORT=<port>
 	@PATH="$(CURDIR)/$(BIN):$$PATH" PORT=$(PORT) exec tools/serve.sh $(SERVICE)
 
-test: setup  ## run the whole offline test suite
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+test: lint  ## lint, then run the whole offline test suite
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: setup  ## the suite without the slow, browser and gcloud groups
 	$(BIN)/python -m pytest -m "not slow and not browser and not gcloud" $(PYTEST_ARGS)
 
-lint: setup  ## ruff check and format check
+test-environments: setup  ## the grader as root, root without CAP_SYS_ADMIN and non-root (minutes)
+	$(BIN)/python -m pytest -m environments tests/autograder $(PYTEST_ARGS)
+
+test-chroot: setup  ## the Gradescope setup.sh in a Debian chroot (debootstrap; minutes)
+	$(BIN)/python -m pytest -m chroot tests/autograder $(PYTEST_ARGS)
+
+lint: setup  ## ruff check and format check, and the type checker (mypy, pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: setup  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
@@ -60,7 +65,7 @@ handout: setup  ## build the student release and the Gradescope zip into build/
 	$(BIN)/python -m tools.handout --out build
 
 clean:  ## remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
 
 # ---- benchmarks (issue 8; docs/performance.md) ------------------------------
 bench: setup  ## benchmark backend_v1 against the limit, the original kit and LitServe (<= 10 min)

@@ -12,9 +12,11 @@ report and grading sheet from the results an earlier `batch` saved (under its
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from autograder import sandbox, workspace
 from autograder.batch import (
     DEFAULT_TIMEOUT,
     SIMILARITY_THRESHOLD,
@@ -70,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--live", action="store_true", help="probe the deployed services")
     batch.add_argument("--allow-local-urls", action="store_true")
     batch.add_argument("--no-gcloud", action="store_true")
+    batch.add_argument(
+        "--confinement",
+        choices=sandbox.CHOICES,
+        default=os.environ.get(sandbox.ENV_LEVEL) or "auto",
+        help="how student scripts are confined (docs/grader-trust.md); self-tested first",
+    )
     batch.add_argument("--script-timeout", type=float)
     batch.add_argument(
         "--probe-image-url", help="with --live, also try /predict with this image URL (no points)"
@@ -100,6 +108,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.folder.is_dir():
             print(f"error: {args.folder} is not a folder of submissions", file=sys.stderr)
             return 2
+        try:
+            confinement = sandbox.select(args.confinement)
+        except sandbox.SandboxError as exc:
+            print(f"error: --confinement={args.confinement}: {exc}", file=sys.stderr)
+            return 2
+        print(confinement.describe(), file=sys.stderr)
+        # Every grading process checks the level again, but never settles for a weaker one.
+        options.confinement = confinement.level
         options.jobs = args.jobs
         options.timeout = args.timeout
         options.live = args.live
@@ -108,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         options.script_timeout = args.script_timeout
         options.probe_image_url = args.probe_image_url
         outcomes = run_batch(args.folder, options, progress=not args.no_progress)
+        workspace.sweep_stale()  # folders of graders a timeout killed
     else:
         outcomes = saved_outcomes(out)
         if not outcomes:

@@ -53,6 +53,7 @@ from autograder.submission import load_submission
 DEFAULT_TIMEOUT = 600.0
 SIMILARITY_THRESHOLD = DEFAULT_THRESHOLD
 GRADED_STATUS, TIMEOUT_STATUS, CRASHED_STATUS = "graded", "timeout", "crashed"
+ENVIRONMENT_STATUS = "environment error"
 SHEET_NAME = "grading_sheet.csv"
 
 
@@ -65,6 +66,7 @@ class BatchOptions:
     allow_local_urls: bool = False
     manual_grades: Path | None = None
     no_gcloud: bool = False
+    confinement: str = "auto"  # a level the batch self-tested (sandbox.select)
     script_timeout: float | None = None
     probe_image_url: str | None = None
     similarity: float = SIMILARITY_THRESHOLD
@@ -74,7 +76,8 @@ class BatchOptions:
 @dataclass
 class Outcome:
     submission: Path
-    status: str  # graded, timeout (the checks it finished are kept), crashed
+    status: str  # graded, timeout (the checks it finished are kept), crashed,
+    # environment error (the grading machine failed on some items: to grade again)
     results: dict | None = None  # its results.json (rebuilt from the finished checks on a timeout)
     detail: str = ""
     seconds: float = 0.0
@@ -123,6 +126,8 @@ def _pytest_args(submission: Path, folder: Path, options: BatchOptions) -> list[
         "-p",
         "pytest_timeout",  # the one plugin grading uses (the others are not loaded)
         "--color=no",
+        "--confinement",
+        options.confinement,
     ]
     if options.live:
         args.append("--live")
@@ -213,6 +218,11 @@ def grade_one(submission: Path, options: BatchOptions) -> Outcome:
         try:
             outcome.results = json.loads(results_path.read_text())
             outcome.status = GRADED_STATUS
+            not_graded = outcome.results.get("extra_data", {}).get("environment_errors")
+            if not_graded:
+                # The grading machine failed on some items: not a grade (docs/grader-trust.md).
+                outcome.status = ENVIRONMENT_STATUS
+                outcome.detail = f"{len(not_graded)} item(s) not graded; see {folder / 'log.txt'}"
         except (OSError, ValueError):
             outcome.detail = (
                 f"the grader exited with status {process.exitcode} without results; "
@@ -446,12 +456,19 @@ def class_report(
     rubric = load_rubric()
     outcomes = [row.outcome for row in rows]
     with_results = [row for row in rows if row.outcome.results is not None]
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("graded", "timeout", "crashed")}
+    statuses = (GRADED_STATUS, TIMEOUT_STATUS, CRASHED_STATUS, ENVIRONMENT_STATUS)
+    counts = {s: sum(o.status == s for o in outcomes) for s in statuses}
     lines = [
         "# Class report",
         "",
-        f"Submissions: {len(outcomes)} (graded {counts['graded']}, timed out "
-        f"{counts['timeout']} (their finished checks kept), crashed {counts['crashed']})",
+        f"Submissions: {len(outcomes)} (graded {counts[GRADED_STATUS]}, timed out "
+        f"{counts[TIMEOUT_STATUS]} (their finished checks kept), crashed {counts[CRASHED_STATUS]}"
+        + (
+            f", the grading machine failed on {counts[ENVIRONMENT_STATUS]}"
+            if counts[ENVIRONMENT_STATUS]
+            else ""
+        )
+        + ")",
     ]
     if outcomes:
         seconds = [o.seconds for o in outcomes]

@@ -20,10 +20,11 @@ from pathlib import Path
 
 from autograder import assignment, cloudbuild, deliverables
 from autograder.feedback import CheckFailed
+from autograder.gcloud_cli import command_words
 from autograder.oracle import Oracle
 from autograder.safe_yaml import load_yaml_text
 from autograder.script_runner import ScriptRun, run_script
-from autograder.shell_words import gcloud_key_values, gcloud_words
+from autograder.shell_words import gcloud_key_values
 from autograder.submission import Submission
 from autograder.timer import waiting_for_shared_work
 
@@ -38,14 +39,18 @@ _TREE_IGNORE = (
     ".venv",
     "venv",
     "solution",
+    "docs",  # instructor documents: some explain the written questions' answers
+    "*.instructor.*",
     "tests",
     "bench",
     "autograder",
     "build",
     "dist",
     "__pycache__",
-    ".pytest_cache",
-    ".ruff_cache",
+    # Tools' caches in the master (mypy's is tens of MB): copied for every script
+    # run and gcloud check, they cost time, and the oracle's confined copy fails.
+    ".*_cache",
+    "node_modules",
     "*.pyc",
     ".flask_session",
 )
@@ -151,7 +156,7 @@ class GradingContext:
             return {}
         values: dict[str, str] = {}
         for call in run.gcloud_calls:
-            if gcloud_words(call.argv)[:2] != ["builds", "submit"]:
+            if command_words(call.command)[:2] != ["builds", "submit"]:
                 continue
             raw = call.flag("--substitutions")
             if raw:

@@ -15,6 +15,7 @@ Statuses:
   not_graded  the grader did not finish it (stopped by its timer, or the batch's
               timeout): no points yet and no verdict, to be rerun
   error       the grader failed on it (a bug or a very unusual file): no verdict
+  environment the grading machine failed (its sandbox could not start): no verdict
 """
 
 from __future__ import annotations
@@ -28,12 +29,16 @@ from autograder.checks.common import working_script
 from autograder.context import GradingContext, Options
 from autograder.feedback import CheckFailed, Pending, Skipped
 from autograder.rubric import Item, Rubric, load_rubric, verify
+from autograder.sandbox import SandboxError
 from autograder.timer import CheckTimedOut, run_with_limit
 
 PASSED, FAILED, PENDING, ERROR, GRADED = "passed", "failed", "pending", "error", "graded"
 SKIPPED, NOT_GRADED = "skipped", "not_graded"
+# Not graded: the grading machine failed (its sandbox could not start). Never the
+# student's doing, so never a verdict on their work: the instructor regrades.
+ENVIRONMENT = "environment"
 # Points that are not decided yet: still to come, never counted as lost.
-UNDECIDED = (PENDING, NOT_GRADED, ERROR)
+UNDECIDED = (PENDING, NOT_GRADED, ERROR, ENVIRONMENT)
 DEFAULT_CHECK_TIMEOUT = 300.0
 
 
@@ -96,7 +101,16 @@ def timed_out_message(seconds: float) -> str:
     )
 
 
+def environment_error(exc: BaseException) -> str:
+    return (
+        f"Not graded: the grading machine failed ({str(exc)[:300]}). This says nothing "
+        "about your work and costs you nothing: your instructor has to grade it again."
+    )
+
+
 def result_for(item: Item, outcome: BaseException | None, note: str | None = None) -> ItemResult:
+    if isinstance(outcome, SandboxError):
+        return ItemResult(item, ENVIRONMENT, 0.0, environment_error(outcome))
     if outcome is None:
         return ItemResult(item, PASSED, item.points, note or "")
     if isinstance(outcome, CheckFailed):

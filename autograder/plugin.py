@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder import answers, assignment
+from autograder import answers, assignment, sandbox
 from autograder.context import GradingContext, Options
 from autograder.engine import (
+    ENVIRONMENT,
     ERROR,
     FAILED,
     NOT_GRADED,
@@ -108,13 +109,33 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         "--no-gcloud",
         action="store_true",
-        help="do not use the real gcloud (the schema fallback checks configs)",
+        help="do not ask the real gcloud (points are the same: it only adds its words)",
     )
     group.addoption(
         "--progress-file",
         metavar="FILE",
         help="append each item's result as a JSON line as soon as it is decided",
     )
+    group.addoption(
+        "--confinement",
+        choices=sandbox.CHOICES,
+        default=os.environ.get(sandbox.ENV_LEVEL) or "auto",
+        help="how student scripts are confined: auto (the strongest level whose self-test "
+        "passes), bwrap, user or none; see docs/grader-trust.md",
+    )
+
+
+def _confinement(requested: str) -> sandbox.Confinement:
+    """The sandbox level for this run, self-tested before any submission is graded."""
+    try:
+        return sandbox.select(requested)
+    except (sandbox.SandboxError, OSError) as exc:
+        raise pytest.UsageError(
+            f"--confinement={requested}: this machine cannot confine student scripts that "
+            f"way ({exc}). This is about the grading machine, not a submission: "
+            "use --confinement=auto to grade at the strongest level that works here "
+            "(docs/grader-trust.md)."
+        ) from None
 
 
 def _options(config: pytest.Config) -> Options:
@@ -143,6 +164,7 @@ class GraderPlugin:
             raise pytest.UsageError(str(exc)) from None
         self.options = _options(config)
         self.manual = self._manual_grades()  # a file that is no sheet stops the run first
+        self.confinement = _confinement(config.getoption("confinement"))
         self.results: dict[str, ItemResult] = {}
         self.context: GradingContext | None = None
         progress = config.getoption("progress_file")
@@ -188,7 +210,7 @@ class GraderPlugin:
         limit, _ = self._limits(item)
         result = evaluate(self.grading_context(), item, limit)
         self._record(result)
-        if result.status in (FAILED, ERROR):
+        if result.status in (FAILED, ERROR, ENVIRONMENT):
             raise _ItemFailed(result.message)
         if result.status in (PENDING, NOT_GRADED):
             pytest.skip(f"{result.status.replace('_', ' ')}: {result.message}")
@@ -223,7 +245,7 @@ class GraderPlugin:
         result = self.results.get(rubric_item.id)
         if result is None:
             return
-        if result.status in (FAILED, ERROR):
+        if result.status in (FAILED, ERROR, ENVIRONMENT):
             report.outcome = "failed"
             report.longrepr = result.message
         if call.when == "call" or call.excinfo is not None:
@@ -283,6 +305,11 @@ class GraderPlugin:
         problems = [str(p) for p in self.manual.problems] if self.manual else []
         for problem in problems:
             terminalreporter.write_line(f"--manual-grades {self.manual.path}: {problem}", red=True)
+        terminalreporter.write_line("")
+        terminalreporter.write_line(self.confinement.describe())
+        disagreements = self._disagreements()
+        for line in _disagreement_lines(disagreements):
+            terminalreporter.write_line(line, yellow=True)
         parsed = self._answers()
         extra = {
             "name": parsed.name if parsed else "",
@@ -291,10 +318,23 @@ class GraderPlugin:
             "live": self.options.live,
             "complete": complete,
             "manual_grade_problems": problems,
+            "confinement": {
+                "level": self.confinement.level,
+                "facts": dict(self.confinement.facts),
+                "not_available": list(self.confinement.tried),
+            },
+            "gcloud": self.context is not None and self.context.oracle.available,
+            "gcloud_disagreements": [d.__dict__ for d in disagreements],
         }
         results_path = config.getoption("results_json")
         if results_path:
-            data = results_json(self.rubric, results, self.submission.name, extra)
+            data = results_json(
+                self.rubric,
+                results,
+                self.submission.name,
+                extra,
+                preamble=self.confinement.describe(),
+            )
             write_results_json(Path(results_path), data)
             terminalreporter.write_line(f"results written to {results_path}")
         sheet = config.getoption("grading_sheet")
@@ -303,6 +343,28 @@ class GraderPlugin:
             row = answers.sheet_row(self.submission.name, parsed, given)
             answers.write_sheet(Path(sheet), [row])
             terminalreporter.write_line(f"grading sheet written to {sheet}")
+
+    def _disagreements(self) -> list:
+        if self.context is None or self.context.oracle is None:
+            return []
+        return list(self.context.oracle.disagreements)
+
+
+def _disagreement_lines(disagreements: list) -> list[str]:
+    """For the instructor: where gcloud and the grader's own checks differ (points unchanged)."""
+    if not disagreements:
+        return []
+    lines = [
+        "",
+        f"gcloud and the grader's own checks disagreed {len(disagreements)} time(s); the "
+        "points follow the grader's checks. Please report these (the vendored gcloud rules "
+        "may need `python -m tools.gcloud_reference`):",
+    ]
+    for item in disagreements:
+        lines.append(f"- {item.what[:200]}")
+        lines.append(f"    grader: {item.project.splitlines()[0][:200] if item.project else ''}")
+        lines.append(f"    gcloud: {item.gcloud.splitlines()[0][:200] if item.gcloud else ''}")
+    return lines
 
 
 class _ItemFailed(Exception):

@@ -90,6 +90,9 @@ def sets_errexit(commands: list[ShellCommand]) -> bool:
 # gcloud flags that take a value as the next word (`--flag VALUE`; `--flag=VALUE`
 # needs no list). Any other flag is a switch. Global flags may come before the
 # command group (`gcloud --project P builds submit`), so they are here too.
+# The grader passes the complete set, from gcloud's vendored rules
+# (gcloud_cli.value_flags); this short list serves the recorder, which runs
+# alone beside the student's scripts. A test keeps it within gcloud's own.
 GCLOUD_VALUE_FLAGS = frozenset(
     {
         # global
@@ -154,7 +157,6 @@ GCLOUD_VALUE_FLAGS = frozenset(
         "--update-secrets",
         "--vpc-connector",
         "--vpc-egress",
-        "--zone",
         # iam bindings, artifacts
         "--condition",
         "--description",
@@ -167,12 +169,15 @@ GCLOUD_VALUE_FLAGS = frozenset(
 _RELEASE_TRACKS = frozenset({"alpha", "beta", "preview"})
 
 
-def gcloud_words(argv: Sequence[str]) -> list[str]:
+def gcloud_words(
+    argv: Sequence[str], value_flags: frozenset[str] = GCLOUD_VALUE_FLAGS
+) -> list[str]:
     """The command words and positional arguments of a gcloud command line, in order.
 
     `argv` is what follows `gcloud`. Flags and their values are left out, and so
     are release tracks: `--project P beta builds submit SRC --config C` and
     `builds submit SRC --config C --project P` both give [builds, submit, SRC].
+    `value_flags`: the flags that take the next word as their value.
     """
     words: list[str] = []
     skip = False
@@ -180,7 +185,7 @@ def gcloud_words(argv: Sequence[str]) -> list[str]:
         if skip:
             skip = False
         elif word.startswith("-") and word != "-":
-            skip = "=" not in word and word in GCLOUD_VALUE_FLAGS
+            skip = "=" not in word and word in value_flags
         elif not words and word in _RELEASE_TRACKS:
             continue
         else:

@@ -370,22 +370,6 @@ def images_pushed(ctx: GradingContext, component: str) -> None:
             )
 
 
-def broken_config(ctx: GradingContext, component: str) -> CheckFailed | None:
-    """Why cloudbuild_<component>.yaml fails its own validity checks (None if it passes).
-
-    What depends on the config (the submit script's gcloud verdict) is not
-    charged for this: the config's own items are.
-    """
-    try:
-        usable_config(ctx, component)
-        verdict = ctx.config_verdict(component)
-    except CheckFailed as failure:
-        return failure
-    if verdict.rejected:
-        return CheckFailed(what="gcloud refuses this Cloud Build config", found=verdict.message)
-    return None
-
-
 def _repository_of(reference: str) -> tuple[str, str, str] | None:
     """(host, project, repository) of an image reference, or None when it has fewer parts."""
     parts = image_repo(reference).split("/")

@@ -15,9 +15,9 @@ from pathlib import Path
 from autograder import assignment
 from autograder.context import GradingContext
 from autograder.feedback import CheckFailed
+from autograder.gcloud_cli import command_words
 from autograder.gcloud_oracle import OracleVerdict
 from autograder.script_runner import RecordedCall, ScriptRun
-from autograder.shell_words import gcloud_words as _gcloud_words
 
 
 def attempted(ctx: GradingContext, logical: str) -> bool:
@@ -152,18 +152,23 @@ def refused_calls(ctx: GradingContext, logical: str) -> list[tuple[RecordedCall,
 
 def refusal_failure(call: RecordedCall, verdict: OracleVerdict, logical: str) -> CheckFailed:
     shown = " ".join(call.command)
+    # A grader rule (gcloud_cli.refusal) rather than one of gcloud's own.
+    grader = verdict.message.startswith("the grader")
     return CheckFailed(
-        what="gcloud refuses a command the script runs",
-        expected="commands and flags gcloud accepts",
-        found=f"{shown[:300]}\n            gcloud says: {verdict.message.splitlines()[0]}",
-        fix="check the flag names against `gcloud <command> --help`",
+        what=("the grader" if grader else "gcloud") + " refuses a command the script runs",
+        expected="commands and flags gcloud accepts, reading only files of the repository",
+        found=f"{shown[:300]}\n            {'why' if grader else 'gcloud says'}: "
+        + verdict.message.splitlines()[0],
+        fix="write every flag in the command itself"
+        if grader
+        else "check the flag names against `gcloud <command> --help`",
         where=logical,
     )
 
 
 def gcloud_words(call: RecordedCall) -> list[str]:
     """The command words of a recorded gcloud call (flags, values and tracks left out)."""
-    return _gcloud_words(call.argv)
+    return command_words(call.command)
 
 
 def split_by_space(run: ScriptRun, value: str | None) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from autograder import assignment
 from autograder.checks import check
-from autograder.checks.build import broken_config
 from autograder.checks.common import (
     gcloud_words,
     refusal_failure,
@@ -15,7 +14,7 @@ from autograder.checks.common import (
     working_script,
 )
 from autograder.context import GradingContext
-from autograder.feedback import CheckFailed, Skipped
+from autograder.feedback import CheckFailed
 from autograder.script_runner import RecordedCall, ScriptRun
 
 
@@ -50,22 +49,10 @@ def submit_build(ctx: GradingContext, component: str) -> None:
     problems = [_submit_problem(ctx, run, call, component) for call in submits]
     if all(problems):
         raise problems[0]
-    # A refused `builds submit` of a config that fails its own checks is that
-    # config's mistake (gcloud reads the config before anything else of it).
-    config_problem = None
+    # The command's own verdict (its words and flags): a config gcloud would refuse
+    # is charged to the config alone (config_valid), never to this script.
     for call, verdict in refused_calls(ctx, logical):
-        if call in submits:
-            config_problem = config_problem or broken_config(ctx, component)
-            if config_problem is not None:
-                continue
         raise refusal_failure(call, verdict, logical)
-    if config_problem is not None:
-        raise Skipped(
-            blocked_by=expected_config,
-            unchecked="whether gcloud accepts the `gcloud builds submit` command (for now "
-            f"gcloud stops at the config: {config_problem.what})",
-            where=logical,
-        )
 
 
 def _submit_problem(

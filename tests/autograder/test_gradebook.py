@@ -145,12 +145,14 @@ def test_a_bad_cell_is_reported_and_the_rest_of_the_row_counts(saved_class, tmp_
 
 def test_final_totals_once_nothing_is_pending():
     rubric = load_rubric()
-    results = _results("x")
+    probed = [  # the live probes passed too (a --live run)
+        ItemResult(item, PASSED, item.points)
+        if item.kind != "manual"
+        else ItemResult(item, PENDING, 0.0)
+        for item in rubric.items
+    ]
+    results = results_json(rubric, probed, "x")
     hand = {item.id: item.points for item in rubric.items if item.kind == "manual"}
-    for test in results["tests"]:
-        if test["number"].endswith(("live_backend", "live_frontend")):
-            test["score"] = test["max_score"]
-            results["extra_data"]["statuses"][test["number"]] = PASSED
     row = gradebook_row(Outcome(Path("x"), "graded", results), hand)
     assert row.final()
     assert row.total == 100

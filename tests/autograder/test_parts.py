@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import answers, cloudbuild, deliverables
+from autograder import answers, cloudbuild, deliverables, gcloud_cli
+from autograder.checks.common import gcloud_words as recorded_words
 from autograder.checks.deploy import (
     MEMORY_HEADROOM,
     backend_peak_mib,
@@ -23,7 +24,9 @@ from autograder.oracle import FALLBACK_NOTE, Oracle
 from autograder.report import summary_text
 from autograder.rubric import RUBRIC_FILE, RubricError, load_rubric, parse_rubric, verify
 from autograder.safe_yaml import load_yaml_text
+from autograder.script_runner import RecordedCall
 from autograder.shell_words import (
+    GCLOUD_VALUE_FLAGS,
     failure_tolerated,
     gcloud_key_values,
     gcloud_words,
@@ -82,6 +85,41 @@ def test_a_failing_pull_is_tolerated_only_when_bash_would_go_on(script, tolerate
 )
 def test_gcloud_words_are_read_wherever_the_flags_are(argv):
     assert gcloud_words(argv) == ["builds", "submit", "src"]
+
+
+def test_the_grader_reads_every_flag_gcloud_gives_a_value_and_the_recorder_no_other():
+    """One splitter: the checks and the oracle pass it gcloud's own value flags (all of
+    them); the recorder's short list, used beside the scripts, names only such flags."""
+    call = RecordedCall("gcloud", ("run", "deploy", "--remove-labels", "team", "backend-v1"), "/")
+    assert recorded_words(call) == ["run", "deploy", "backend-v1"]
+    assert gcloud_cli.command_words(call.command) == ["run", "deploy", "backend-v1"]
+    assert gcloud_cli.value_flags() >= GCLOUD_VALUE_FLAGS
+    for command in ("builds submit", "run deploy", "run services describe"):
+        flags = gcloud_cli.reference()["commands"][command]["flags"]
+        used = {"--config", "--substitutions", "--image", "--region", "--format", "--memory"}
+        assert {name for name in used if name in flags} <= GCLOUD_VALUE_FLAGS
+
+
+def test_the_grading_tree_leaves_out_the_masters_caches(tmp_path):
+    """Tools' caches in the master (mypy's) are never copied for scripts and gcloud."""
+    from autograder.context import GradingContext, Options
+    from autograder.submission import load_submission
+
+    master = tmp_path / "master"
+    for cache in (".mypy_cache", ".ruff_cache", ".pytest_cache"):
+        (master / cache).mkdir(parents=True)
+        (master / cache / "entry.json").write_text("{}")
+    (master / "deployment").mkdir()
+    (master / "deployment" / "Dockerfile.base").write_text("FROM python:3.11-slim\n")
+    (tmp_path / "student").mkdir()
+    submission = load_submission(tmp_path / "student", assignment_root=master)
+    context = GradingContext(submission, Options(use_gcloud=False), Oracle(None, use_gcloud=False))
+    try:
+        tree = context.grading_tree()
+        assert (tree / "deployment" / "Dockerfile.base").is_file()
+        assert not any(path.name.endswith("_cache") for path in tree.iterdir())
+    finally:
+        context.close()
 
 
 def test_gcloud_key_value_lists_and_their_delimiter_form():
@@ -187,16 +225,16 @@ def test_an_internal_error_becomes_a_message_and_the_summary_groups_causes():
     assert text.count("the file is missing") == 1
 
 
-def test_without_gcloud_the_schema_checks_the_config_and_says_so(tmp_path):
+def test_without_gcloud_the_vendored_rules_check_the_config_and_say_so(tmp_path):
     oracle = Oracle(None, use_gcloud=False)
     good = oracle.validate_config(REPO_ROOT / "solution" / "cloudbuild_backend_v1.yaml")
     assert good.accepted
     assert good.message == FALLBACK_NOTE
     bad = tmp_path / "bad.yaml"
-    bad.write_text("steps: {name: x}\n")
+    bad.write_text("steps: {name: x}\nstepz: []\n")
     verdict = oracle.validate_config(Path(bad))
     assert verdict.rejected
-    assert "is not of type 'array'" in verdict.message
+    assert "`.stepz`: unused" in verdict.message
 
 
 def test_the_recorder_reads_a_global_flag_before_the_command_group(tmp_path):
@@ -234,3 +272,21 @@ def test_the_memory_a_torch_backend_needs_comes_from_its_measured_peak():
         assert peak > 512  # the reason Cloud Run's default does not do
         assert required_memory_mib(component) == math.ceil(peak * MEMORY_HEADROOM)
     assert memory_mib("lots") is None
+
+
+def test_an_environment_failure_is_not_graded_and_costs_nothing():
+    from autograder.engine import ENVIRONMENT
+    from autograder.report import results_json
+    from autograder.sandbox import SandboxError
+
+    rubric = load_rubric()
+    item = rubric.by_id("Q3.backend_v1.deploy_runs")
+    result = result_for(item, SandboxError("the bwrap sandbox did not start: out of pids"))
+    assert result.status == ENVIRONMENT
+    assert "costs you nothing" in result.message
+    assert "NOT GRADED (1 points)" in summary_text(rubric, [result])
+    data = results_json(rubric, [result])
+    (test,) = data["tests"]
+    assert "score" not in test
+    assert "status" not in test  # neither passed nor failed on Gradescope
+    assert data["extra_data"]["environment_errors"] == ["Q3.backend_v1.deploy_runs"]
