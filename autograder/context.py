@@ -89,8 +89,9 @@ class GradingContext:
         """compute() once per key; a CheckFailed is remembered and raised again.
 
         Thread-safe (the engine's prefetch fills the memo from a pool): one lock
-        per key. Waiting for a value another thread is computing stops the
-        waiting check's clock (timer.py): that work is not the check's own.
+        per key. Shared work is no check's own (timer.py): whether a check waits
+        for a value another thread is computing or computes it itself, its clock
+        stops; that work (a script's run, gcloud's verdict) has limits of its own.
         """
         with self._locks_guard:
             lock = self._locks.setdefault(key, threading.Lock())
@@ -100,7 +101,8 @@ class GradingContext:
         try:
             if key not in self._memo:
                 try:
-                    self._memo[key] = (True, compute())
+                    with waiting_for_shared_work():
+                        self._memo[key] = (True, compute())
                 except CheckFailed as failure:
                     self._memo[key] = (False, failure)
         finally:

@@ -290,3 +290,15 @@ def test_an_environment_failure_is_not_graded_and_costs_nothing():
     assert "score" not in test
     assert "status" not in test  # neither passed nor failed on Gradescope
     assert data["extra_data"]["environment_errors"] == ["Q3.backend_v1.deploy_runs"]
+
+
+def test_substitution_values_are_strings_not_base64():
+    """`_REGION: northamerica-northeast1` is no base64, and gcloud accepts it."""
+    from autograder import cloudbuild_schema
+
+    config = load_yaml_text(
+        "steps:\n- name: ubuntu\n  args: [echo, $_REGION]\n"
+        "substitutions:\n  _REGION: northamerica-northeast1\n  _UNUSED: x\n",
+        "cloudbuild.yaml",
+    )
+    assert cloudbuild_schema.check(config) is None
