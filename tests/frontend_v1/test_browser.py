@@ -27,6 +27,16 @@ def test_a_photo_uploaded_in_chromium_is_classified(frontend_v1):
     with chromium_page() as page:
         page.goto(frontend_v1.url)
         page.get_by_text("serves: efficientnet_lite0").wait_for()
+        # The uploader states the backend's limit, and a class demo shows no developer tools.
+        page.get_by_text("10MB per file").wait_for()
+        assert page.get_by_role("button", name="Deploy").count() == 0
+        uploader = page.locator('input[type="file"]')
+        uploader.set_input_files(
+            files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"shopping list"}]
+        )
+        expect(page.get_by_test_id("stAlert")).to_contain_text(
+            "notes.txt is not an image this app can classify."
+        )
         page.locator('input[type="file"]').set_input_files(
             files=[{"name": "chelsea.jpg", "mimeType": "image/jpeg", "buffer": sample_jpeg("cat")}]
         )

@@ -26,7 +26,7 @@ def test_a_model_picked_in_chromium_classifies_the_uploaded_photo(frontend_v2):
         picker.wait_for()  # the page default timeout: the first render can be slow here
         expect(picker).to_have_value("efficientnet_lite0 (default)")
         picker.click()
-        unavailable = page.get_by_role("option", name="resnet50 (unavailable:")
+        unavailable = page.get_by_role("option", name="resnet50 (unavailable)", exact=True)
         expect(unavailable).to_be_visible()
         page.get_by_role("option", name="resnet18", exact=True).click()
         expect(picker).to_have_value("resnet18")
