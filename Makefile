@@ -19,7 +19,7 @@ UV := $(PYTHON) -m uv
 # What `make setup` installs into .venv.
 SETUP_REQUIREMENTS ?= requirements/dev.txt
 # CPU-only torch. On Linux x86_64 the default index's torch bundles the CUDA
-# libraries (nvidia-*, triton: about 3.5 GB of a 5.4 GB .venv) that a laptop
+# libraries (nvidia-*, triton: about 3.5 GB of a 5.5 GB .venv) that a laptop
 # without an NVIDIA GPU never uses. The PyTorch CPU index, the one the images
 # install from (deployment/Dockerfile.backend-base), serves the same versions
 # built without CUDA. setup asks that index for torch first and waits at most
@@ -79,13 +79,17 @@ format: setup  ## apply ruff's formatting and safe fixes
 grade: setup  ## grade a submission: make grade [SUBMISSION=path] [GRADE_ARGS=--live]
 	$(BIN)/python -m pytest autograder $(if $(SUBMISSION),--submission $(SUBMISSION)) $(GRADE_ARGS)
 
+# BEGIN MASTER ONLY: make handout leaves these lines out of the student release.
 handout: setup  ## build the student release and the Gradescope zip into build/
 	$(BIN)/python -m tools.handout --out build
+# END MASTER ONLY
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
+# BEGIN MASTER ONLY
 # ---- benchmarks (issue 8; docs/performance.md) ------------------------------
 bench: setup  ## benchmark backend_v1 against the limit, the original kit and LitServe (<= 10 min)
 	$(UV) pip install --quiet --python $(BIN)/python -r requirements/bench.txt
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench $(BENCH_ARGS)
+# END MASTER ONLY

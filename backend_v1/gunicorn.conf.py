@@ -2,7 +2,7 @@
 
 One preloaded worker by default (SharedCoresServerSettings): its inference
 scheduler gives a lone request every core and batches concurrent ones one core
-each, which beats several workers splitting the cores (docs/performance.md).
+each, which beats several workers splitting the cores.
 """
 
 import gc

@@ -2,10 +2,10 @@
 
 A caller chooses a model per request (`model` in the /predict body or form) or
 as their own default with `PUT /model/<name>`, kept in a server-side session
-(flask-session; the cookie holds only the signed session id). Nothing
-process-wide changes per request: the model a request uses is resolved from
-that request and its session alone, then fetched from a bounded, thread-safe
-cache of loaded models (classifier.model_cache).
+(flask-session; the cookie holds only the signed session id). The model a
+request uses comes from that request, else its session, else the service
+default (resolve_model_name), and is taken from a bounded, thread-safe cache of
+loaded models (classifier.model_cache).
 
 gunicorn preloads the app, so the service default (MODEL_NAME) is loaded once
 in the master and shared with the forked workers; each worker warms it up

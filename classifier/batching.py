@@ -1,6 +1,6 @@
 """Share a process's cores between concurrent requests: micro-batches and a thread budget.
 
-Measured on a 2-core machine (docs/performance.md): a lone request is fastest
+Measured on a 2-core machine: a lone request is fastest
 with every core on its one image (intra-op threads), but under load one
 single-threaded forward pass per core, each on a small batch, gets the most
 images through. The scheduler switches between the two on its own:
@@ -59,7 +59,7 @@ def use_threads(count: int) -> None:
         torch.set_num_threads(count)
 
 
-# Measured on the 2-core benchmark machine (docs/performance.md): with
+# Measured on the 2-core benchmark machine: with
 # eager convolutions, a large model such as ResNet-50 goes fastest as one forward pass
 # on every core, batched, and a small one such as ResNet-18 as one single-threaded
 # pass per core. On packed weights (classifier/packing.py) a single-threaded pass

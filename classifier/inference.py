@@ -46,7 +46,7 @@ class Predictor:
     ) -> None:
         if fold_batch_norm:
             loaded = replace(loaded, module=folding.fold_batch_norm(loaded.module, loaded.name))
-        # NHWC lets oneDNN skip layout reorders (see docs/performance.md).
+        # NHWC lets oneDNN skip layout reorders.
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
             loaded.module.to(memory_format=torch.channels_last)

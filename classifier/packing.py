@@ -20,7 +20,7 @@ pass, lazily, by the first pass that runs that way, on the calling thread and it
 own thread count. The ways: the thread count and, on several threads, a lone
 image or a batch. Batches of 2 to 8 ran alike on any batch packing, and on one
 thread every packing ran every batch size alike (ResNet-18 and ResNet-50), so
-one thread has one way. See docs/performance.md for the measurements.
+one thread has one way.
 """
 
 from __future__ import annotations
