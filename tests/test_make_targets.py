@@ -9,6 +9,7 @@ import psutil
 import pytest
 import requests
 
+from tests.support.images import sample_jpeg
 from tests.support.servers import REPO_ROOT, STREAMLIT_HEALTH, free_port
 from tools import run as run_tool
 from tools.run import services
@@ -74,6 +75,17 @@ def test_make_run_starts_every_service_and_ctrl_c_stops_them(tmp_path, version):
         for component, _, port in expected:
             path = STREAMLIT_HEALTH if component.startswith("frontend") else "/ready"
             assert wait_for(f"http://127.0.0.1:{port}{path}", deadline), component
+        # The first prediction, through the API the frontend calls (v3: the gateway's).
+        apis = {component: port for component, _, port in reversed(expected)}
+        api = apis.get("v3_gateway") or apis.get(f"backend_{version}")
+        answer = requests.post(
+            f"http://127.0.0.1:{api}/predict",
+            files={"image": ("chelsea.jpg", sample_jpeg("cat"), "image/jpeg")},
+            timeout=120,
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model"] == "efficientnet_lite0"
+        assert "cat" in answer.json()["category"].lower()
         children = psutil.Process(run.pid).children(recursive=True)
         assert len(children) >= len(expected) + 1  # honcho and every service's processes
         os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group

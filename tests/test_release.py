@@ -8,6 +8,7 @@ check the generated tree itself, from this master repository.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -189,3 +190,10 @@ def test_only_the_listed_tests_are_released_and_none_reads_the_solution(release)
         assert not (release / left_out).exists(), left_out
     for listed in handout.RELEASED_TESTS:
         assert (REPO_ROOT / listed).exists(), listed
+    for path in released:  # and every test module a released one imports is released too
+        text = (release / path).read_text()
+        for module in re.findall(r"^from (tests(?:\.\w+)+) import", text, re.M):
+            target = release / Path(*module.split("."))
+            assert target.with_suffix(".py").is_file() or (target / "__init__.py").is_file(), (
+                f"{path} imports {module}, which the release leaves out"
+            )
