@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.frontend import APP_TIMEOUT_SECONDS, chromium_page
+from tests.support.frontend import APP_TIMEOUT_SECONDS, chromium_page, needs_chromium
 from tests.support.images import sample_jpeg
 from tests.support.servers import start_service
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, needs_chromium]
 
 
 @pytest.fixture
