@@ -159,6 +159,47 @@ def test_no_released_document_or_read_file_holds_an_answer(release):
     assert len(list(documents_and_templates(release))) > 15
 
 
+# The old README's sections that answered written questions or spoke to instructors:
+# old heading -> (the document under docs/ that holds it now, its heading there).
+MOVED_SECTIONS = {
+    "How the images are built": ("images.md", "## What each image holds"),  # Q2, Q4
+    "How big the images are, and why CPU-only torch": ("images.md", "## Sizes"),
+    "For instructors": ("instructor-guide.md", "# Instructor guide"),
+    "Rehearsing with the reference solution": (
+        "instructor-guide.md",
+        "## Rehearsing with the reference solution",
+    ),
+    "Sessions in v2": ("design/sessions.md", "# Design: sessions in v2"),  # Q7
+    'No "current model" in the process': (
+        "design/sessions.md",
+        '## No "current model" in the process',
+    ),
+    "Why the local store breaks once Cloud Run runs two instances": (
+        "design/sessions.md",
+        "## Why the local store breaks once Cloud Run runs two instances",
+    ),
+    "v3: one service per model, behind an API gateway": (  # Q8
+        "design/gateway.md",
+        "# Design: v3, one service per model behind an API gateway",
+    ),
+    "Limits, and what a production setup would change": (
+        "design/gateway.md",
+        "## Limits, and what a production setup would change",
+    ),
+    "Performance": ("performance.md", "# Performance"),
+}
+
+
+@pytest.mark.parametrize(("section", "now"), MOVED_SECTIONS.items())
+def test_each_moved_section_is_absent_from_the_release_and_held_by_the_docs(release, section, now):
+    document, heading = now
+    for path, text in text_files(release):
+        if path.suffix == ".md":
+            headings = [h.strip().lower() for h in re.findall(r"^#+ (.*)$", text, re.M)]
+            assert section.lower() not in headings, path
+    assert re.search(f"^{re.escape(heading)}$", (REPO_ROOT / "docs" / document).read_text(), re.M)
+
+
 def test_the_answers_left_out_are_in_the_instructor_docs():
     docs = "\n".join(p.read_text() for p in (REPO_ROOT / "docs").rglob("*.md"))
     docs += (REPO_ROOT / "solution" / "answers.md").read_text()
