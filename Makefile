@@ -60,17 +60,16 @@ run: setup  ## start one app version locally: make run VERSION=v1|v2|v3 (Ctrl-C 
 serve: setup  ## start one service alone: make serve SERVICE=<component> PORT=<port>
 	@PATH="$(CURDIR)/$(BIN):$$PATH" PORT=$(PORT) exec tools/serve.sh $(SERVICE)
 
-test: setup  ## run the whole offline test suite
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+test: lint  ## lint, then run the whole offline test suite
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: setup  ## the suite without the slow, browser and gcloud groups
 	$(BIN)/python -m pytest -m "not slow and not browser and not gcloud" $(PYTEST_ARGS)
 
-lint: setup  ## ruff check and format check
+lint: setup  ## ruff check and format check, and the type checker (mypy, pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: setup  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
@@ -85,7 +84,7 @@ handout: setup  ## build the student release and the Gradescope zip into build/
 # END MASTER ONLY
 
 clean:  ## remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
 
 # BEGIN MASTER ONLY
 # ---- benchmarks (issue 8; docs/performance.md) ------------------------------
