@@ -32,7 +32,7 @@ TORCH_CPU_INDEX ?= $(shell sed -n 's/^ARG TORCH_INDEX_URL=//p' deployment/Docker
 TORCH_INDEX_TIMEOUT ?= 5
 TORCH_CPU_PINS = $(shell sed -n 's/^\(torch[a-z]*==[0-9.]*\)$$/\1+cpu/p' requirements/torch.txt)
 
-.PHONY: help setup run serve test test-fast lint format grade bench handout clean
+.PHONY: help setup run serve test test-fast test-environments test-chroot lint format grade bench handout clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -65,6 +65,12 @@ test: lint  ## lint, then run the whole offline test suite
 
 test-fast: setup  ## the suite without the slow, browser and gcloud groups
 	$(BIN)/python -m pytest -m "not slow and not browser and not gcloud" $(PYTEST_ARGS)
+
+test-environments: setup  ## the grader as root, root without CAP_SYS_ADMIN and non-root (minutes)
+	$(BIN)/python -m pytest -m environments tests/autograder $(PYTEST_ARGS)
+
+test-chroot: setup  ## the Gradescope setup.sh in a Debian chroot (debootstrap; minutes)
+	$(BIN)/python -m pytest -m chroot tests/autograder $(PYTEST_ARGS)
 
 lint: setup  ## ruff check and format check, and the type checker (mypy, pyproject.toml)
 	$(BIN)/ruff check .

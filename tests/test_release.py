@@ -30,14 +30,21 @@ ANSWERS = {
         "rarely change",
     ],
     "Q4": ["never download", "downloads at start", "download at start"],
-    "Q7": ["session affinity", "process-wide", "lost and inconsistent", "right for one instance"],
+    "Q7": [
+        "session affinity",
+        "process-wide",
+        "lost and inconsistent",
+        "right for one instance",
+        "serves a different caller",
+    ],
     "Q8": ["scales, fails", "fails and deploys", "its own instances", "takes the others down"],
 }
 # The files the questions send students to read, besides every document and template.
 READ_FOR_ANSWERS = [
     "backend_v1/app.py",
     "backend_v2/app.py",
-    "classifier/sessions.py",
+    "webservice/sessions.py",
+    "webservice/model_choice.py",
     "classifier/prefetch.py",
     "v3_gateway/__init__.py",
     "v3_gateway/app.py",
