@@ -15,6 +15,9 @@ PYTEST_ARGS ?=
 # subprocesses, so two processes keep both cores of a 2-core machine busy.
 TEST_WORKERS ?= 2
 # uv installs the pinned requirements and ignores the machine's pip configuration.
+# It compiles their bytecode at install time (--compile-bytecode): otherwise every
+# process that imports torch compiles it again wherever .pyc files are not written
+# (PYTHONDONTWRITEBYTECODE), and the first `make run` or `make test` starts slowly.
 UV := $(PYTHON) -m uv
 # What `make setup` installs into .venv.
 SETUP_REQUIREMENTS ?= requirements/dev.txt
@@ -51,7 +54,7 @@ $(VENV)/.installed: requirements/*.txt
 	  echo "setup: the PyTorch CPU index ($(TORCH_CPU_INDEX)) did not answer within $(TORCH_INDEX_TIMEOUT) s;" \
 	       "torch comes from the default index (with the CUDA libraries: a bigger download, same results on CPU)"; \
 	fi
-	$(UV) pip install --quiet --python $(BIN)/python -r $(SETUP_REQUIREMENTS)
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -r $(SETUP_REQUIREMENTS)
 	@touch $@
 
 run: setup  ## start one app version locally: make run VERSION=v1|v2|v3 (Ctrl-C stops it)
@@ -85,8 +88,12 @@ grade: setup  ## grade a submission: make grade [SUBMISSION=path] [GRADE_ARGS=--
 	$(BIN)/python -m pytest autograder $(if $(SUBMISSION),--submission $(SUBMISSION)) $(GRADE_ARGS)
 
 # BEGIN MASTER ONLY: make handout leaves these lines out of the student release.
+.PHONY: test-release
 handout: setup  ## build the student release and the Gradescope zip into build/
 	$(BIN)/python -m tools.handout --out build
+
+test-release: setup  ## unzip a fresh release into a temp folder and run its own make test (tens of minutes)
+	$(BIN)/python -m pytest -m release tests/test_release.py $(PYTEST_ARGS)
 # END MASTER ONLY
 
 clean:  ## remove the virtual environment and caches

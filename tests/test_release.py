@@ -1,13 +1,18 @@
 """The student release `make handout` generates: what it holds, what it never names,
 and the README it gives students.
 
-CI also unzips the release and runs its own `make test` (`.ci/run`); these tests
-check the generated tree itself, from this master repository.
+Most tests check the generated tree itself, from this master repository. The
+`release` test (`make test-release`, which CI runs) unzips the release into an
+empty folder and runs the release's own `make test` there, as a student would.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +23,9 @@ from tests.support.servers import REPO_ROOT
 from tools import handout
 
 URL = re.compile(r"[a-z][a-z+.-]*://\S+")
+# The release's whole `make test`: a fresh .venv (uv's cache makes it minutes, not a
+# download of gigabytes), then the released suite.
+RELEASE_TEST_TIMEOUT = 45 * 60
 # Distinctive phrases of the reasoning the written questions ask for (as
 # solution/answers.md, docs/design/ and docs/images.md put it): no document,
 # template or file the questions send students to read may hold one.
@@ -245,3 +253,58 @@ def test_only_the_listed_tests_are_released_and_none_reads_the_solution(release)
             assert target.with_suffix(".py").is_file() or (target / "__init__.py").is_file(), (
                 f"{path} imports {module}, which the release leaves out"
             )
+
+
+def student_environment() -> dict[str, str]:
+    """This process's environment without what ties it to the master repository: its
+    virtual environment, make's inherited flags and variables, pytest's own settings."""
+    master_venv = str(REPO_ROOT / ".venv")
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in {"VIRTUAL_ENV", "PYTHONPATH", "MAKEFLAGS", "MFLAGS", "MAKELEVEL"}
+        and not name.startswith(("PYTEST_", "MAKEOVERRIDES"))
+    }
+    path = env.get("PATH", "").split(os.pathsep)
+    env["PATH"] = os.pathsep.join(entry for entry in path if not entry.startswith(master_venv))
+    return env
+
+
+@pytest.mark.release
+@pytest.mark.timeout(RELEASE_TEST_TIMEOUT)
+def test_the_unzipped_release_passes_its_own_make_test(tmp_path):
+    """What CI proves for every commit: the release a student downloads, unzipped into an
+    empty folder with nothing else, passes the README's test command (a fresh .venv
+    from `make setup`, the linters, the released tests, `make run` up to a prediction)."""
+    unzip = shutil.which("unzip")
+    assert unzip, "this test unzips the release as a student does: install unzip (Debian: unzip)"
+    built = subprocess.run(
+        [sys.executable, "-m", "tools.handout", "--out", str(tmp_path / "build")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    student = tmp_path / "student"
+    student.mkdir()
+    # unzip, not zipfile: it restores the scripts' executable bits, as on a student's machine.
+    subprocess.run([unzip, "-q", str(tmp_path / "build" / "handout.zip")], cwd=student, check=True)
+    release = student / "handout"
+    assert not (release / ".venv").exists()
+    log_path = tmp_path / "release-make-test.log"
+    with log_path.open("w") as log:
+        result = subprocess.run(
+            ["make", "test"],
+            cwd=release,
+            env=student_environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=RELEASE_TEST_TIMEOUT - 120,
+        )
+    output = log_path.read_text()
+    assert result.returncode == 0, f"the release's make test failed ({log_path}):\n{output[-6000:]}"
+    summary = re.search(r"=+ (\d+) passed(?:, (\d+) skipped)?.* in ", output)
+    assert summary, output[-3000:]
+    assert int(summary[1]) > 100  # the released tests ran, not an empty collection
+    assert re.search(r"^setup: ", output, re.M)  # its own .venv, made by its own Makefile
