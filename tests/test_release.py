@@ -293,15 +293,18 @@ def test_the_unzipped_release_passes_its_own_make_test(tmp_path):
     release = student / "handout"
     assert not (release / ".venv").exists()
     log_path = tmp_path / "release-make-test.log"
-    with log_path.open("w") as log:
-        result = subprocess.run(
-            ["make", "test"],
-            cwd=release,
-            env=student_environment(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            timeout=RELEASE_TEST_TIMEOUT - 120,
-        )
+    try:
+        with log_path.open("w") as log:
+            result = subprocess.run(
+                ["make", "test"],
+                cwd=release,
+                env=student_environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=RELEASE_TEST_TIMEOUT - 120,
+            )
+    finally:  # pytest keeps the last runs' folders: not several GB of .venv each
+        shutil.rmtree(release / ".venv", ignore_errors=True)
     output = log_path.read_text()
     assert result.returncode == 0, f"the release's make test failed ({log_path}):\n{output[-6000:]}"
     summary = re.search(r"=+ (\d+) passed(?:, (\d+) skipped)?.* in ", output)
