@@ -61,7 +61,8 @@ def _call_during_a_trace(trace, call_other_module) -> BaseException | torch.Tens
     caller.start()
     caller.join(timeout=10)
     tracer.join(timeout=10)
-    assert not caller.is_alive() and not tracer.is_alive()
+    assert not caller.is_alive()
+    assert not tracer.is_alive()
     return outcome[0]
 
 
