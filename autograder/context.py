@@ -30,7 +30,7 @@ DEFAULT_PROBE_IMAGE_URL = (
     "https://upload.wikimedia.org/wikipedia/commons/thumb/3/3a/Cat03.jpg/640px-Cat03.jpg"
 )
 # Copied into the tree scripts run in: what the Dockerfiles and scripts refer to.
-# The rest of the master repo (solution/, tests/, the grader) stays out of reach.
+# The rest of the repository (tests/, the grader, instructor files) stays out of reach.
 _TREE_IGNORE = (
     ".git",
     ".venv",

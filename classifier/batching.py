@@ -2,7 +2,7 @@
 
 A lone request is fastest with every core on its one image (intra-op threads);
 under load, one single-threaded forward pass per core, each on a small batch,
-gets the most images through (docs/performance.md has the measurements). The
+gets the most images through (the performance notes have the measurements). The
 scheduler switches between the two on its own:
 
 - request threads decode and preprocess in parallel, then queue their tensor
@@ -69,7 +69,7 @@ def use_threads(count: int) -> None:
 # batched forward pass on every core, and a small one such as ResNet-18 as one
 # single-threaded pass per core; on packed weights (classifier/packing.py) a
 # single-threaded pass gains the most, and one pass per core won for both
-# (docs/performance.md).
+# (the performance notes).
 SINGLE_ENGINE_MIN_PARAMETERS = 20_000_000
 
 

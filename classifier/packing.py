@@ -19,7 +19,7 @@ are packed once for each PackedFor (the thread count and, on several threads,
 a lone image or a batch), lazily, by the first pass run that way, on the
 calling thread and its own thread count. Batches of different sizes ran alike
 on any batch packing, and on one thread every packing ran every batch size
-alike, so one thread has one packing. docs/performance.md has the measurements.
+alike, so one thread has one packing. The performance notes have the measurements.
 """
 
 from __future__ import annotations
