@@ -14,9 +14,26 @@ PYTEST_ARGS ?=
 # at a time (module fixtures stay in one process): most tests wait on servers and
 # subprocesses, so two processes keep both cores of a 2-core machine busy.
 TEST_WORKERS ?= 2
-# uv installs the pinned torch pair from the default index and ignores the
-# machine's pip configuration (whose CPU torch wheel does not fit torchvision).
+# uv installs the pinned requirements and ignores the machine's pip configuration.
+# It compiles their bytecode at install time (--compile-bytecode): otherwise every
+# process that imports torch compiles it again wherever .pyc files are not written
+# (PYTHONDONTWRITEBYTECODE), and the first `make run` or `make test` starts slowly.
 UV := $(PYTHON) -m uv
+# What `make setup` installs into .venv.
+SETUP_REQUIREMENTS ?= requirements/dev.txt
+# CPU-only torch. On Linux x86_64 the default index's torch bundles the CUDA
+# libraries (nvidia-*, triton: about 3.5 GB of a 5.5 GB .venv) that a laptop
+# without an NVIDIA GPU never uses. The PyTorch CPU index, the one the images
+# install from (deployment/Dockerfile.backend-base), serves the same versions
+# built without CUDA. setup asks that index for torch first and waits at most
+# TORCH_INDEX_TIMEOUT seconds: when it answers, torch and torchvision come from it
+# (the +cpu builds of requirements/torch.txt's pins) and the rest from the default
+# index; when it does not (a network that reaches only the default index), or the
+# install from it fails, everything comes from the default index, whose torch
+# runs on CPU as well, only bigger. An installed torch that meets the pin stays.
+TORCH_CPU_INDEX ?= $(shell sed -n 's/^ARG TORCH_INDEX_URL=//p' deployment/Dockerfile.backend-base)
+TORCH_INDEX_TIMEOUT ?= 5
+TORCH_CPU_PINS = $(shell sed -n 's/^\(torch[a-z]*==[0-9.]*\)$$/\1+cpu/p' requirements/torch.txt)
 
 .PHONY: help setup run serve test test-fast test-environments test-chroot lint format grade bench bench-grading handout clean
 
@@ -28,7 +45,16 @@ setup: $(VENV)/.installed  ## create .venv with uv and install the pinned depend
 $(VENV)/.installed: requirements/*.txt
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	$(UV) pip install --quiet --python $(BIN)/python -r requirements/dev.txt
+	@if $(PYTHON) -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1].rstrip("/") + "/torch/", timeout=float(sys.argv[2]))' \
+	    "$(TORCH_CPU_INDEX)" "$(TORCH_INDEX_TIMEOUT)" >/dev/null 2>&1; then \
+	  echo "setup: CPU-only torch from $(TORCH_CPU_INDEX)"; \
+	  $(UV) pip install --quiet --python $(BIN)/python --no-deps --index-url "$(TORCH_CPU_INDEX)" $(TORCH_CPU_PINS) \
+	    || echo "setup: installing from the CPU index failed; torch comes from the default index (with the CUDA libraries)"; \
+	else \
+	  echo "setup: the PyTorch CPU index ($(TORCH_CPU_INDEX)) did not answer within $(TORCH_INDEX_TIMEOUT) s;" \
+	       "torch comes from the default index (with the CUDA libraries: a bigger download, same results on CPU)"; \
+	fi
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -r $(SETUP_REQUIREMENTS)
 	@touch $@
 
 run: setup  ## start one app version locally: make run VERSION=v1|v2|v3 (Ctrl-C stops it)
@@ -61,12 +87,19 @@ format: setup  ## apply ruff's formatting and safe fixes
 grade: setup  ## grade a submission: make grade [SUBMISSION=path] [GRADE_ARGS=--live]
 	$(BIN)/python -m pytest autograder $(if $(SUBMISSION),--submission $(SUBMISSION)) $(GRADE_ARGS)
 
+# BEGIN MASTER ONLY: make handout leaves these lines out of the student release.
+.PHONY: test-release
 handout: setup  ## build the student release and the Gradescope zip into build/
 	$(BIN)/python -m tools.handout --out build
+
+test-release: setup  ## unzip a fresh release into a temp folder and run its own make test (tens of minutes)
+	$(BIN)/python -m pytest -m release tests/test_release.py $(PYTEST_ARGS)
+# END MASTER ONLY
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
 
+# BEGIN MASTER ONLY
 # ---- benchmarks (issue 8; docs/performance.md) ------------------------------
 bench: setup  ## benchmark backend_v1 against the limit, the original kit and LitServe (<= 10 min)
 	$(UV) pip install --quiet --python $(BIN)/python -r requirements/bench.txt
@@ -74,3 +107,4 @@ bench: setup  ## benchmark backend_v1 against the limit, the original kit and Li
 
 bench-grading: setup  ## time grading: one submission, a class of 100 (--jobs 2), similarity of 500
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.grading $(BENCH_ARGS)
+# END MASTER ONLY

@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         "--confinement",
         choices=sandbox.CHOICES,
         default=os.environ.get(sandbox.ENV_LEVEL) or "auto",
-        help="how student scripts are confined (docs/grader-trust.md); self-tested first",
+        help="how student scripts are confined; self-tested first",
     )
     batch.add_argument("--script-timeout", type=float)
     batch.add_argument(

@@ -220,7 +220,7 @@ def grade_one(submission: Path, options: BatchOptions) -> Outcome:
             outcome.status = GRADED_STATUS
             not_graded = outcome.results.get("extra_data", {}).get("environment_errors")
             if not_graded:
-                # The grading machine failed on some items: not a grade (docs/grader-trust.md).
+                # The grading machine failed on some items: not a grade.
                 outcome.status = ENVIRONMENT_STATUS
                 outcome.detail = f"{len(not_graded)} item(s) not graded; see {folder / 'log.txt'}"
         except (OSError, ValueError):

@@ -33,7 +33,7 @@ from autograder.timer import waiting_for_shared_work
 # the grader, so the probe depends on the student's service only.
 PROBE_IMAGE = Path(__file__).with_name("probe_image.jpg")
 # Copied into the tree scripts run in: what the Dockerfiles and scripts refer to.
-# The rest of the master repo (solution/, tests/, the grader) stays out of reach.
+# The rest of the repository (tests/, the grader, instructor files) stays out of reach.
 _TREE_IGNORE = (
     ".git",
     ".venv",

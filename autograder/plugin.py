@@ -121,7 +121,7 @@ def add_options(parser: pytest.Parser) -> None:
         choices=sandbox.CHOICES,
         default=os.environ.get(sandbox.ENV_LEVEL) or "auto",
         help="how student scripts are confined: auto (the strongest level whose self-test "
-        "passes), bwrap, user or none; see docs/grader-trust.md",
+        "passes), bwrap, user or none",
     )
 
 
@@ -133,8 +133,7 @@ def _confinement(requested: str) -> sandbox.Confinement:
         raise pytest.UsageError(
             f"--confinement={requested}: this machine cannot confine student scripts that "
             f"way ({exc}). This is about the grading machine, not a submission: "
-            "use --confinement=auto to grade at the strongest level that works here "
-            "(docs/grader-trust.md)."
+            "use --confinement=auto to grade at the strongest level that works here."
         ) from None
 
 

@@ -1,17 +1,17 @@
 """From item results to what people read: the summary table and Gradescope's results.json.
 
-results.json follows Gradescope's autograder specification (gradescope/autograder_samples,
-docs/specs.md): a top-level `score` (which overrides the tests' total), tests with
-`score`/`max_score`/`status` ("passed" or "failed"), `output` with `output_format`,
-and `visibility`. Gradescope has no "pending": a test with a score below its maximum
-shows as failed, so an item not graded yet (a `--live` probe in an offline run, an
-environment failure) is written as an informational test with no score and no
-status; so is an item the grader did not finish (not graded, to rerun). An item
-skipped because it depends on another file's mistake keeps its points and shows as
-passed, its output saying what to fix first. The written answers are Gradescope
-questions graded by hand (see docs/grader-trust.md), so a hand-graded item appears
-among the tests only once a grade was merged (--manual-grades): the autograder's
-maximum is its automatic points.
+results.json follows Gradescope's autograder specification (the specs page of
+gradescope/autograder_samples): a top-level `score` (which overrides the tests'
+total), tests with `score`/`max_score`/`status` ("passed" or "failed"), `output`
+with `output_format`, and `visibility`. Gradescope has no "pending": a test with a
+score below its maximum shows as failed, so an item not graded yet (a `--live`
+probe in an offline run, an environment failure) is written as an informational
+test with no score and no status; so is an item the grader did not finish (not
+graded, to rerun). An item skipped because it depends on another file's mistake
+keeps its points and shows as passed, its output saying what to fix first. The
+written answers are Gradescope questions graded by hand, so a hand-graded item
+appears among the tests only once a grade was merged (--manual-grades): the
+autograder's maximum is its automatic points.
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ class Confinement:
                 + (" and blocks TCP." if self.landlock_abi >= 4 else "; the network stays open.")
                 if self.landlock_abi
                 else "No Landlock in this kernel: they can read any world-readable file "
-                "(keep other submissions and solution/ out of reach: chmod o-rx) and "
+                "(keep other submissions and the reference solution out of reach: chmod o-rx) and "
                 "use the network."
             )
             who = (

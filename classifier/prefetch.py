@@ -1,7 +1,7 @@
 """Download the published weights of catalog models into TORCH_HOME.
 
-The backend base image runs this at build time, so containers never download
-weights when they start:  python -m classifier.prefetch resnet50 resnet18
+The backend base image runs this at build time:
+    python -m classifier.prefetch resnet50 resnet18
 With no names it fetches every catalog model. Packaged weights need nothing.
 """
 

@@ -1,10 +1,28 @@
-"""Fixtures shared across the suite: service logs and one live backend_v1."""
+"""Fixtures shared across the suite: service logs and one live backend_v1; the groups
+that run only when selected."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.support.servers import start_service
+
+# Groups that take minutes run only when selected by name (-m environments,
+# -m chroot, -m release), never in the default run.
+_ON_REQUEST = ("environments", "chroot", "release")
+
+
+def pytest_collection_modifyitems(config, items):
+    expression = config.getoption("markexpr") or ""
+    skipped = [m for m in _ON_REQUEST if m not in expression]
+    if not skipped:
+        return
+    kept, left_out = [], []
+    for item in items:
+        (left_out if any(item.get_closest_marker(m) for m in skipped) else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,7 @@
 
     python -m tools.handout [--out build]
 
-build/handout/                   the student release: the repo without solution/ and
-                                 the other instructor-only files, every student file
-                                 present as its untouched template
+build/handout/                   the student release (below)
 build/handout.zip                the same, zipped
 build/gradescope_autograder.zip  setup.sh, run_autograder, autograder_args and the release
                                  (with the grader), all at the zip's root: Gradescope
@@ -12,9 +10,14 @@ build/gradescope_autograder.zip  setup.sh, run_autograder, autograder_args and t
 build/gradescope_setup.md        the assignment's outline on Gradescope: the autograder's
                                  points and the written questions, summing to 100
 
-The release is generated, never edited by hand (Otter-Grader's assign step):
-a check refuses to build when any released file has the content of a
-solution file, so a solution copied into deployment/ cannot leak.
+The release is generated from this master repository, never edited by hand
+(Otter-Grader's assign step): the repository minus what only instructors and
+developers use (INSTRUCTOR_ONLY), with the tests that concern students
+(RELEASED_TESTS), every student file as its untouched template, and every
+block between a "BEGIN MASTER ONLY" and an "END MASTER ONLY" line taken out of
+the text files (the README's developer section, the Makefile's bench target).
+It refuses to build when a released file has the content of a solution file,
+or names an instructor-only path or section (docs/release.md).
 """
 
 from __future__ import annotations
@@ -33,13 +36,42 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from autograder import assignment  # noqa: E402
 
-# Instructor-only paths (relative to the repo root); globs allowed. Test
-# modules that read solution/ are left out as well (see _instructor_test).
+# Left out of the release (paths relative to the repo root; globs allowed).
 INSTRUCTOR_ONLY = (
     "solution",
     "docs",  # instructor guide, design notes that answer written questions, performance
-    "tests/autograder",  # the grader's self-tests
+    "DEVELOPERS.md",
+    "bench",  # benchmarks, their results and lab notes
+    ".ci",
+    "tools/handout.py",  # this builder: it reads solution/
+    "deployment/estimate_image_sizes.py",  # the sizes behind docs/images.md (Q4's cost)
     "*.instructor.*",
+)
+# The tests a student's `make test` runs: the apps' public behaviour, the
+# frontends, the commands and the README. Every other test stays here: the
+# grader's self-tests and whatever reads solution/, the serving internals and
+# the benchmarks, and the tests that demonstrate what a written question asks
+# (v2's sessions and its global-variable counterexample for Q7, v3's faults for Q8).
+RELEASED_TESTS = (
+    "tests/__init__.py",
+    "tests/conftest.py",
+    "tests/support",
+    "tests/test_make_targets.py",
+    "tests/test_readme.py",
+    "tests/test_setup.py",
+    "tests/apiclient",
+    "tests/backend_v1/__init__.py",
+    "tests/backend_v1/conftest.py",
+    "tests/backend_v1/test_app.py",
+    "tests/frontend_v1",
+    "tests/frontend_v2",
+    "tests/v3_gateway/__init__.py",
+    "tests/v3_gateway/conftest.py",
+    "tests/v3_gateway/test_app.py",
+    "tests/v3_gateway/test_gateway_live.py",
+    "tests/v3_gateway/test_openapi.py",
+    "tests/v3_gateway/test_procfile.py",
+    "tests/v3_gateway/test_routes.py",
 )
 # Never part of any release: tools' state, environments, build output.
 NEVER = (
@@ -57,6 +89,14 @@ NEVER = (
     "*.egg-info",
     "bench/results/*.tmp",
 )
+# A block of lines that only the master repository keeps.
+MASTER_ONLY_BEGIN = "BEGIN MASTER ONLY"
+MASTER_ONLY_END = "END MASTER ONLY"
+# What a released file may not name: instructor-only paths (outside URLs), the
+# developers' guide, and Markdown sections written for instructors.
+_URL = re.compile(r"[a-z][a-z+.-]*://\S+")
+_INSTRUCTOR_REFERENCE = re.compile(r"(?<![\w.-])(?:solution|docs)/|\bDEVELOPERS\.md\b")
+_INSTRUCTOR_HEADING = re.compile(r"^#+ .*\b(?:instructors?|reference solution)\b", re.I | re.M)
 
 TEMPLATE_DELIVERABLES = """\
 # The URLs of your deployed Cloud Run services: replace each FILL-ME with the
@@ -132,16 +172,8 @@ def _matches(relative: str, patterns: tuple[str, ...]) -> bool:
     return False
 
 
-# A test module that reads the reference solution cannot run without it.
-_USES_SOLUTION = re.compile(r"""["']solution(?:/|["'])""")
-
-
-def _instructor_test(path: Path, relative: str) -> bool:
-    return (
-        relative.startswith("tests/")
-        and path.suffix == ".py"
-        and bool(_USES_SOLUTION.search(path.read_text(encoding="utf-8", errors="replace")))
-    )
+def _released_test(relative: str) -> bool:
+    return any(relative == kept or relative.startswith(kept + "/") for kept in RELEASED_TESTS)
 
 
 def released_files(root: Path) -> list[Path]:
@@ -150,9 +182,57 @@ def released_files(root: Path) -> list[Path]:
         relative = path.relative_to(root).as_posix()
         if _matches(relative, NEVER) or _matches(relative, INSTRUCTOR_ONLY):
             continue
-        if path.is_file() and not path.is_symlink() and not _instructor_test(path, relative):
+        if relative.startswith("tests/") and not _released_test(relative):
+            continue
+        if path.is_file() and not path.is_symlink():
             files.append(path)
     return files
+
+
+def strip_master_only(text: str, name: str) -> str:
+    """`text` without its master-only blocks (marker lines included)."""
+    kept: list[str] = []
+    opened_at = None
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        if MASTER_ONLY_BEGIN in line:
+            if opened_at is not None:
+                raise SystemExit(f"{name}:{number}: a master-only block opens inside another")
+            opened_at = number
+        elif MASTER_ONLY_END in line:
+            if opened_at is None:
+                raise SystemExit(f"{name}:{number}: a master-only block ends that never began")
+            opened_at = None
+        elif opened_at is None:
+            kept.append(line)
+    if opened_at is not None:
+        raise SystemExit(f"{name}:{opened_at}: a master-only block never ends")
+    return "".join(kept)
+
+
+def _text_of(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return None  # binary: copied as it is
+
+
+def instructor_references(text: str, markdown: bool = False) -> list[str]:
+    """The instructor-only paths (and, in Markdown, sections) `text` names, if any."""
+    found = [m.group(0) for m in _INSTRUCTOR_REFERENCE.finditer(_URL.sub("", text))]
+    if markdown:
+        found += [m.group(0) for m in _INSTRUCTOR_HEADING.finditer(text)]
+    return found
+
+
+def _release_file(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
+    text = _text_of(source)
+    if text is not None and MASTER_ONLY_BEGIN in text:
+        stripped = strip_master_only(text, source.name)
+        if source.suffix == ".md":  # no double blank line where a block was
+            stripped = re.sub(r"\n{3,}", "\n\n", stripped)
+        target.write_text(stripped, encoding="utf-8")
 
 
 def _student_files(release: Path, root: Path) -> None:
@@ -178,15 +258,29 @@ def _refuse_solution_content(release: Path, root: Path) -> None:
             )
 
 
+def _refuse_instructor_references(release: Path) -> None:
+    problems = []
+    for path in sorted(release.rglob("*")):
+        text = _text_of(path) if path.is_file() else None
+        found = instructor_references(text, path.suffix == ".md") if text else []
+        if found:
+            problems.append(f"  {path.relative_to(release)}: {', '.join(dict.fromkeys(found))}")
+    if problems:
+        raise SystemExit(
+            "refusing to release files that name what students do not get "
+            "(reword them, or put the lines between BEGIN/END MASTER ONLY markers):\n"
+            + "\n".join(problems)
+        )
+
+
 def build_release(root: Path, release: Path) -> Path:
     if release.exists():
         shutil.rmtree(release)
     for source in released_files(root):
-        target = release / source.relative_to(root)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
+        _release_file(source, release / source.relative_to(root))
     _student_files(release, root)
     _refuse_solution_content(release, root)
+    _refuse_instructor_references(release)
     return release
 
 

@@ -170,7 +170,7 @@ def base_build(ctx: GradingContext, component: str) -> None:
             expected=f"a docker build step with --file={expected_file} and the repo root (.) "
             "as context",
             found=f"Dockerfiles built: {_dockerfiles_built(builds.config)}",
-            fix="add the build-base step (see the template's step 2)",
+            fix="write the build-base step (see the template's build-base step)",
             where=where,
         )
     _existing_dockerfile(ctx, base, where)
@@ -458,6 +458,23 @@ def _pulls_of(config: BuildConfig, base: DockerBuild) -> list[DockerCommand]:
     ]
 
 
+def _q2_not_attempted(config: BuildConfig) -> bool:
+    """No pull anywhere and no --cache-from on any build: Q2's step is not written yet."""
+    return not config.pulls and not any(b.cache_from for b in config.builds)
+
+
+def _q2_missing(where: str, found: str) -> CheckFailed:
+    """Q2 not attempted: point at the question, never at its answer."""
+    return CheckFailed(
+        what="this config does not have Q2's cache step yet",
+        expected="the step Q2 asks for, at the beginning of the config",
+        found=found,
+        fix="read Q2 in the README (its hint says where to start), then add the step to "
+        "each of your four configs",
+        where=where,
+    )
+
+
 def _base_or_fail(ctx: GradingContext, component: str) -> Builds:
     builds = find_builds(ctx, component)
     if builds.base is None or not builds.base.tags:
@@ -478,12 +495,15 @@ def pull_base(ctx: GradingContext, component: str) -> None:
     base = builds.base
     pulls = _pulls_of(builds.config, base)
     if not pulls:
+        if _q2_not_attempted(builds.config):
+            raise _q2_missing(where, "no step pulls an image")
         other = [" ".join(p.words) for p in builds.config.pulls]
         raise CheckFailed(
-            what="the build never pulls the last base image",
-            expected=f"a first step `docker pull {base.tags[0]} || exit 0`",
+            what="the build never pulls the base image it builds",
+            expected=f"a step before the base build that pulls {base.tags[0]}",
             found=("pulls: " + "; ".join(other)) if other else "no docker pull",
-            fix="add the pull-base step (template step 1): without it there is no cache to use",
+            fix="pull the very image the base build is tagged with: without it there is no "
+            "cache to use",
             where=where,
         )
     before = [p for p in pulls if builds.config.command_before(p, base.command)]
@@ -516,6 +536,8 @@ def cache_from(ctx: GradingContext, component: str) -> None:
     tags = set(map(normalize_image, base.tags))
     cached = [c for c in base.cache_from if normalize_image(c) in tags]
     if not cached:
+        if _q2_not_attempted(builds.config):
+            raise _q2_missing(where, "the base build reuses nothing, and no step pulls an image")
         raise CheckFailed(
             what="the base build does not use the pulled image as its cache",
             expected=f"--cache-from={base.tags[0]} on the base build",
@@ -536,7 +558,7 @@ def cache_from(ctx: GradingContext, component: str) -> None:
     if not any(normalize_image(c) in pulled for c in cached):
         raise CheckFailed(
             what="--cache-from names an image the build never pulls, so there is no cache",
-            expected=f"a `docker pull {cached[0]} || exit 0` step before the base build",
+            expected=f"a step before the base build that pulls {cached[0]}",
             found=f"--cache-from={cached[0]} without a pull",
             fix="docker only uses a --cache-from image that is present locally: pull it first",
             where=where,

@@ -17,23 +17,6 @@ from tests.autograder.builders import write_submission
 _counter = itertools.count()
 
 
-# Groups that take minutes, run only when selected by name (-m environments, -m chroot).
-_ON_REQUEST = ("environments", "chroot")
-
-
-def pytest_collection_modifyitems(config, items):
-    expression = config.getoption("markexpr") or ""
-    skipped = [m for m in _ON_REQUEST if m not in expression]
-    if not skipped:
-        return
-    kept, left_out = [], []
-    for item in items:
-        (left_out if any(item.get_closest_marker(m) for m in skipped) else kept).append(item)
-    if left_out:
-        config.hook.pytest_deselected(items=left_out)
-        items[:] = kept
-
-
 @pytest.fixture(scope="session")
 def oracle_cache(tmp_path_factory) -> Path:
     """gcloud verdicts shared by every self-test (and the subprocess runs they start)."""

@@ -100,7 +100,7 @@ MISTAKES = [
             (CB_B1, f"      - --cache-from={BASE_B1}\n", ""),
         ],
         {"Q2.backend_v1.pull_base", "Q2.backend_v1.cache_from"},
-        "never pulls the last base image",
+        "this config does not have Q2's cache step yet",
         item="Q2.backend_v1.pull_base",
     ),
     Mistake(
