@@ -122,10 +122,10 @@ def _single(spec: dict, value, where: str) -> str | None:
     if _is_map(fields):
         name = fields["additionalProperties"]["message"]
         entry = _messages()[name]["value"]
-        if name == "AdditionalProperty" and entry["kind"] == "bytes":
+        if name == "AdditionalProperty" and where.endswith(".substitutions"):
             # Data vendored before tools.gcloud_reference qualified the names: every
-            # map's entry shares this one, with the last map's type (secretEnv's
-            # bytes), so substitutions' strings would be refused. A string it is.
+            # map's entry shares this one, with secretEnv's type (bytes), so
+            # substitutions' strings would be refused. Theirs is a string.
             entry = {"kind": "string", "repeated": False}
         for key, item in value.items():
             problem = _value(entry, item, f"{where}.{key}")
