@@ -35,7 +35,7 @@ TORCH_CPU_INDEX ?= $(shell sed -n 's/^ARG TORCH_INDEX_URL=//p' deployment/Docker
 TORCH_INDEX_TIMEOUT ?= 5
 TORCH_CPU_PINS = $(shell sed -n 's/^\(torch[a-z]*==[0-9.]*\)$$/\1+cpu/p' requirements/torch.txt)
 
-.PHONY: help setup run serve test test-fast test-environments test-chroot lint format grade bench handout clean
+.PHONY: help setup run serve test test-fast test-environments test-chroot lint format grade bench bench-grading handout clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -104,4 +104,7 @@ clean:  ## remove the virtual environment and caches
 bench: setup  ## benchmark backend_v1 against the limit, the original kit and LitServe (<= 10 min)
 	$(UV) pip install --quiet --python $(BIN)/python -r requirements/bench.txt
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-grading: setup  ## time grading: one submission, a class of 100 (--jobs 2), similarity of 500
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.grading $(BENCH_ARGS)
 # END MASTER ONLY

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from autograder.shell_words import gcloud_words
+
 DATA = Path(__file__).resolve().with_name("data") / "gcloud_cli.json"
 TRACKS = ("alpha", "beta", "preview")
 
@@ -109,20 +111,12 @@ def outside_files(argv: Sequence[str], tree: Path, cwd: str | os.PathLike) -> li
 
 def command_words(argv: Sequence[str]) -> list[str]:
     """The positional words of `gcloud ...` (flags and the values they take left out)."""
-    words, skip = [], False
-    flags = _all_value_flags()
-    for word in argv[1:]:
-        if skip:
-            skip = False
-        elif word.startswith("-"):
-            skip = "=" not in word and word in flags
-        else:
-            words.append(word)
-    return words
+    return gcloud_words(argv[1:], value_flags())
 
 
 @cache
-def _all_value_flags() -> frozenset[str]:
+def value_flags() -> frozenset[str]:
+    """Every flag that takes a value, in any command or globally (shell_words.gcloud_words)."""
     data = reference()
     names = {n for n, f in data["global_flags"].items() if f["value"]}
     for command in data["commands"].values():

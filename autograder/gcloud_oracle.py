@@ -171,7 +171,7 @@ def check_command(
 def _not_run(argv: tuple[str, ...], tree, cwd) -> OracleVerdict | None:
     if not argv or Path(argv[0]).name != "gcloud":
         return OracleVerdict(NOT_RUN, argv, "not a gcloud command")
-    first = next((word for word in argv[1:] if not word.startswith("-")), "")
+    first = next(iter(gcloud_cli.command_words(argv)), "")
     if first in _NEVER_RUN:
         return OracleVerdict(NOT_RUN, argv, f"`gcloud {first}` is never run by the oracle")
     refused = gcloud_cli.refusal(argv, tree=Path(tree) if tree else None, cwd=cwd)
@@ -278,8 +278,7 @@ def check_commands(
 
 
 def _is_config_set(command: tuple[str, ...]) -> bool:
-    words = [word for word in command[1:] if not word.startswith("-")]
-    return words[:2] == ["config", "set"]
+    return gcloud_cli.command_words(command)[:2] == ["config", "set"]
 
 
 def _config_set(command, shared: Path, cwd, timeout: float, tree) -> OracleVerdict:

@@ -6,9 +6,12 @@ total), tests with `score`/`max_score`/`status` ("passed" or "failed"), `output`
 with `output_format`, and `visibility`. Gradescope has no "pending": a test with a
 score below its maximum shows as failed, so an item not graded yet (a `--live`
 probe in an offline run, an environment failure) is written as an informational
-test with no score and no status. The written answers are Gradescope questions
-graded by hand, so a hand-graded item appears among the tests only once a grade
-was merged (--manual-grades): the autograder's maximum is its automatic points.
+test with no score and no status; so is an item the grader did not finish (not
+graded, to rerun). An item skipped because it depends on another file's mistake
+keeps its points and shows as passed, its output saying what to fix first. The
+written answers are Gradescope questions graded by hand, so a hand-graded item
+appears among the tests only once a grade was merged (--manual-grades): the
+autograder's maximum is its automatic points.
 """
 
 from __future__ import annotations
@@ -16,7 +19,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from autograder.engine import ENVIRONMENT, ERROR, FAILED, GRADED, PASSED, PENDING, ItemResult
+from autograder.engine import (
+    ENVIRONMENT,
+    ERROR,
+    FAILED,
+    GRADED,
+    NOT_GRADED,
+    PASSED,
+    PENDING,
+    SKIPPED,
+    UNDECIDED,
+    ItemResult,
+)
 from autograder.rubric import Rubric
 
 
@@ -32,10 +46,11 @@ def total(results: list[ItemResult]) -> float:
 
 
 def _pending_points(results: list[ItemResult], question: str | None = None) -> float:
+    """Points not decided yet: hand grading, live probes, checks to grade again."""
     return sum(
         r.item.points
         for r in results
-        if r.status == PENDING and (question is None or r.item.question == question)
+        if r.status in UNDECIDED and (question is None or r.item.question == question)
     )
 
 
@@ -83,14 +98,22 @@ def summary_text(rubric: Rubric, results: list[ItemResult], submission: str = ""
             "grading machine failed. Nothing here is about your work; grade again.",
         ]
         lines += [f"- [{r.item.question}] {r.item.title}: {r.message}" for r in environment]
-    lost = [r for r in results if r.status in (FAILED, ERROR) and r.item.points > 0]
-    gates = [r for r in results if r.status in (FAILED, ERROR) and r.item.points == 0]
+    lost = [r for r in results if r.status == FAILED and r.item.points > 0]
+    gates = [r for r in results if r.status == FAILED and r.item.points == 0]
     if lost:
         lines += ["", "What to fix (points lost):"]
         lines += _grouped(lost)
     if gates:
         lines += ["", "Also needed (no points by themselves):"]
         lines += _grouped(gates)
+    skipped = [r for r in results if r.status == SKIPPED]
+    if skipped:
+        lines += ["", "Checked once the file they depend on is fixed (no points lost):"]
+        lines += _grouped(skipped)
+    unfinished = [r for r in results if r.status in (NOT_GRADED, ERROR)]
+    if unfinished:
+        lines += ["", "Not graded: the grader did not finish these (no points lost, to rerun):"]
+        lines += _grouped(unfinished)
     pending = [r for r in results if r.status == PENDING]
     if pending:
         lines += ["", f"Pending ({_points(_pending_points(results))} points not awarded yet):"]
@@ -99,7 +122,7 @@ def summary_text(rubric: Rubric, results: list[ItemResult], submission: str = ""
                 f"- [{result.item.question} {_points(result.item.points)}] {result.item.title}: "
                 f"{result.message}"
             )
-    if not lost and not gates and not environment:
+    if not lost and not gates and not environment and not unfinished:
         lines += ["", "Every automated check passes."]
     return "\n".join(lines)
 
@@ -115,12 +138,13 @@ def _gradescope_test(result: ItemResult) -> dict:
     if result.status == PENDING:
         test["name"] += " (pending)"
         test["output"] = f"PENDING, not graded yet: {result.message}"
-    elif result.status == ENVIRONMENT:
+    elif result.status in (ENVIRONMENT, NOT_GRADED, ERROR):
         test["name"] += " (not graded)"
     else:
         test["score"] = result.score
         test["max_score"] = result.item.points
-        test["status"] = "passed" if result.status in (PASSED, GRADED) else "failed"
+        # A skipped item keeps its points; its output says which file to fix first.
+        test["status"] = "passed" if result.status in (PASSED, GRADED, SKIPPED) else "failed"
     return test
 
 
@@ -151,6 +175,7 @@ def results_json(
     extra_data = {
         "questions": question_scores(rubric, results),
         "pending": [r.item.id for r in results if r.status == PENDING],
+        "not_graded": [r.item.id for r in results if r.status in (NOT_GRADED, ERROR)],
         "statuses": {r.item.id: r.status for r in results},
         "environment_errors": [r.item.id for r in results if r.status == ENVIRONMENT],
         "autograder_max": sum(r.item.points for r in automatic),

@@ -223,6 +223,8 @@ def _install_recorders(bin_dir: Path, python: str) -> None:
     """The stand-ins, run by an interpreter the confined user can run (no site-packages)."""
     recorder = bin_dir / "recording_cli.py"
     shutil.copyfile(RECORDER, recorder)
+    # The recorder reads gcloud's words with the grader's own splitter, its neighbour.
+    shutil.copyfile(RECORDER.with_name("shell_words.py"), bin_dir / "shell_words.py")
     for program in RECORDED_PROGRAMS:
         wrapper = bin_dir / program
         wrapper.write_text(

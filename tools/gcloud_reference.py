@@ -60,7 +60,8 @@ def kind(field):
 
 messages = {}
 def walk(cls):
-    name = cls.__name__
+    # Qualified: every map's entry is named AdditionalProperty, each with its own value type.
+    name = cls.__qualname__
     if name in messages:
         return
     fields = {}
@@ -68,7 +69,7 @@ def walk(cls):
     for field in cls.all_fields():
         spec = {"kind": kind(field), "repeated": bool(field.repeated)}
         if spec["kind"] == "message":
-            spec["message"] = field.message_type.__name__
+            spec["message"] = field.message_type.__qualname__
             walk(field.message_type)
         if spec["kind"] == "enum":
             spec["values"] = sorted(field.type.names())

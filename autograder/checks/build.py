@@ -9,7 +9,7 @@ from pathlib import Path
 
 from autograder import assignment
 from autograder.checks import check
-from autograder.checks.common import filled_in
+from autograder.checks.common import attempted, filled_in
 from autograder.cloudbuild import (
     BuildConfig,
     DockerBuild,
@@ -19,12 +19,13 @@ from autograder.cloudbuild import (
     split_image,
 )
 from autograder.context import GradingContext
-from autograder.feedback import CheckFailed
+from autograder.feedback import CheckFailed, Skipped
 
 _PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 _REPOSITORY = re.compile(r"[a-z]([a-z0-9-]*[a-z0-9])?")
 _IMAGE_NAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
 ALLOWED_TAGS = ("${BUILD_ID}", "latest")
+PROJECT_ID = assignment.PROJECT_PLACEHOLDER
 
 
 def usable_config(ctx: GradingContext, component: str) -> BuildConfig:
@@ -369,35 +370,83 @@ def images_pushed(ctx: GradingContext, component: str) -> None:
             )
 
 
+def _repository_of(reference: str) -> tuple[str, str, str] | None:
+    """(host, project, repository) of an image reference, or None when it has fewer parts."""
+    parts = image_repo(reference).split("/")
+    return (parts[0], parts[1], parts[2]) if len(parts) >= 4 else None
+
+
+def _one_place(repositories: set[tuple[str, str, str]]) -> bool:
+    """Whether these all name one repository: $PROJECT_ID is whichever project builds."""
+    projects = {project for _, project, _ in repositories} - {PROJECT_ID}
+    return len({(host, name) for host, _, name in repositories}) <= 1 and len(projects) <= 1
+
+
 @check("one_repository")
 def one_repository(ctx: GradingContext, _target=None) -> None:
-    repositories: dict[str, list[str]] = {}
+    """All four configs push to one repository.
+
+    A config whose images cannot be read, or that fails its own push check, is
+    charged there; the comparison leaves it out and says to fix it first.
+    """
+    where = "deployment/cloudbuild_*.yaml"
+    locations: dict[str, set[tuple[str, str, str]]] = {}  # component -> its repositories
+    left_out, not_written = [], []
     for component in assignment.COMPONENTS:
-        where = assignment.cloudbuild_file(component)
+        logical = assignment.cloudbuild_file(component)
         try:
-            images_pushed(ctx, component)
             builds = find_builds(ctx, component)
-        except CheckFailed as failure:
-            raise CheckFailed(
-                what="could not compare the repositories, because another check fails",
-                expected="all four configs passing their Q1 checks",
-                found=f"{failure.where}: {failure.what}",
-                fix="fix that file first",
-                where=where,
-            ) from None
-        for build in (builds.base, builds.app):
-            for tag in build.tags:
-                location = "/".join(image_repo(tag).split("/")[:3])
-                repositories.setdefault(location, []).append(component)
-    if len(repositories) > 1:
-        found = "; ".join(f"{loc} ({', '.join(sorted(set(c)))})" for loc, c in repositories.items())
+        except CheckFailed:
+            (left_out if attempted(ctx, logical) else not_written).append(logical)
+            continue
+        tags = [t for b in (builds.base, builds.app) if b is not None for t in b.tags]
+        repositories = {_repository_of(t) for t in tags}
+        if not tags or None in repositories:
+            left_out.append(logical)
+            continue
+        locations[component] = repositories
+    if not_written:
         raise CheckFailed(
-            what="the configs push to different Artifact Registry repositories",
-            expected="one repository for all images, so the deploy scripts find them",
-            found=found,
-            fix="use the same project and repository in all four cloudbuild_*.yaml",
-            where="deployment/cloudbuild_*.yaml",
+            what="the repositories cannot be compared: a config is not written yet",
+            expected="all four cloudbuild_*.yaml, pushing to one repository",
+            found=", ".join(not_written) + " missing or still the template",
+            fix="write every config (the deploy scripts find all images in one repository)",
+            where=where,
         )
+    every = set().union(*locations.values()) if locations else set()
+    if not _one_place(every):
+        own_failures = {c for c in locations if fails(images_pushed, ctx, c)}
+        sound = set().union(*(locations[c] for c in locations if c not in own_failures))
+        if not _one_place(sound) or not own_failures:
+            found = "; ".join(
+                f"{'/'.join(location)} "
+                f"({', '.join(c for c in locations if location in locations[c])})"
+                for location in sorted(every)
+            )
+            raise CheckFailed(
+                what="the configs push to different Artifact Registry repositories",
+                expected="one repository for all images, so the deploy scripts find them",
+                found=found,
+                fix="use the same project ($PROJECT_ID) and repository in all four "
+                "cloudbuild_*.yaml",
+                where=where,
+            )
+        left_out += [assignment.cloudbuild_file(c) for c in sorted(own_failures)]
+    if left_out:
+        raise Skipped(
+            blocked_by=", ".join(left_out),
+            unchecked="whether its images go to the same repository as the other configs'",
+            where=where,
+        )
+
+
+def fails(check_function, ctx: GradingContext, component: str) -> bool:
+    """Whether a check of this component's config fails (it reports that itself)."""
+    try:
+        check_function(ctx, component)
+    except CheckFailed:
+        return True
+    return False
 
 
 def _pulls_of(config: BuildConfig, base: DockerBuild) -> list[DockerCommand]:
