@@ -157,15 +157,29 @@ def test_build_context_leaves_out_environments_tests_and_caches():
     assert size < 2_000_000, f"the build context holds {size} bytes"
 
 
+def plant_decoys(root):
+    for relative in (*kit.SECRET_DECOYS, *kit.NOT_SECRETS):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text('{"private_key": "decoy"}')
+
+
 def test_dockerignore_keeps_secrets_out(tmp_path):
-    """Key files anywhere in the tree stay out of the context."""
-    secrets = [".env", "backend_v1/.env", "key.pem", "sa-key.json", "deployment/credentials.json"]
-    for relative in [*secrets, "backend_v1/app.py"]:
-        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / relative).write_text("x")
+    """Key files anywhere in the tree stay out of the context, the usual names included."""
+    plant_decoys(tmp_path)
     context = set(exclude_paths(str(tmp_path), list(kit.dockerignore_patterns())))
-    assert "backend_v1/app.py" in context
-    assert not context & set(secrets)
+    assert context >= set(kit.NOT_SECRETS)
+    assert not context & set(kit.SECRET_DECOYS), sorted(context & set(kit.SECRET_DECOYS))
+
+
+@pytest.mark.gcloud
+@pytest.mark.skipif(not gcloud_oracle.gcloud_available(), reason="gcloud is not installed")
+def test_gcloudignore_keeps_secrets_out_of_the_upload(tmp_path):
+    for ignore_file in (".gcloudignore", ".gitignore"):
+        (tmp_path / ignore_file).write_bytes((kit.REPO_ROOT / ignore_file).read_bytes())
+    plant_decoys(tmp_path)
+    uploaded = set(gcloud_oracle.list_files_for_upload(tmp_path))
+    assert uploaded >= set(kit.NOT_SECRETS)
+    assert not uploaded & set(kit.SECRET_DECOYS), sorted(uploaded & set(kit.SECRET_DECOYS))
 
 
 @pytest.mark.gcloud
