@@ -18,18 +18,24 @@ TEST_WORKERS ?= 2
 # machine's pip configuration (whose CPU torch wheel does not fit torchvision).
 UV := $(PYTHON) -m uv
 
-.PHONY: help setup run serve test test-fast lint format grade bench handout clean
+.PHONY: help setup locks run serve test test-fast lint format grade bench handout clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed  ## create .venv with uv and install the pinned dependencies
+setup: $(VENV)/.installed  ## create .venv with uv and install the locked dependencies
 
-$(VENV)/.installed: requirements/*.txt
+# The dev lock pins every package but the torch pair, which is pinned beside it
+# (tools/locks.py says why).
+$(VENV)/.installed: requirements/*.txt requirements/locks/*.txt
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	$(UV) pip install --quiet --python $(BIN)/python -r requirements/dev.txt
+	$(UV) pip install --quiet --python $(BIN)/python -r requirements/locks/dev.txt -r requirements/torch.txt
 	@touch $@
+
+locks:  ## re-pin every component's full dependency set into requirements/locks/ (uv, network)
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	UV="$(UV)" $(PYTHON) -m tools.locks
 
 run: setup  ## start one app version locally: make run VERSION=v1|v2|v3 (Ctrl-C stops it)
 	@PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/python -m tools.run $(VERSION)
@@ -64,5 +70,5 @@ clean:  ## remove the virtual environment and caches
 
 # ---- benchmarks (issue 8; docs/performance.md) ------------------------------
 bench: setup  ## benchmark backend_v1 against the limit, the original kit and LitServe (<= 10 min)
-	$(UV) pip install --quiet --python $(BIN)/python -r requirements/bench.txt
+	$(UV) pip install --quiet --python $(BIN)/python -r requirements/bench.txt -c requirements/locks/dev.txt
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench $(BENCH_ARGS)
