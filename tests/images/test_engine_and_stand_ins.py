@@ -124,3 +124,15 @@ def test_the_sizes_section_is_replaced_in_place(tmp_path):
     document.write_text(f"intro\n\n{sizes.BEGIN}\nold figures\n{sizes.END}\n\nafter\n")
     sizes.write_section(document, f"{sizes.BEGIN}\nnew figures\n{sizes.END}")
     assert document.read_text() == f"intro\n\n{sizes.BEGIN}\nnew figures\n{sizes.END}\n\nafter\n"
+
+
+def test_history_entries_read_as_instructions():
+    assert sizes.instruction("/bin/sh -c #(nop) USER 10001:10001") == "USER 10001:10001"
+    assert (
+        sizes.instruction("|2 A=1 B= /bin/sh -c pip install -r requirements/locks/serving.txt")
+        == "RUN pip install -r requirements/locks/serving.txt"
+    )
+    assert (
+        sizes.instruction("/bin/sh -c #(nop) COPY file:621fbd9d in requirements/locks/ ")
+        == "COPY ... to requirements/locks/"
+    )

@@ -67,10 +67,14 @@ def _in_container(engine: Engine, image: str, code: str, *args: str, mounts=()) 
     return engine.image(*command, *args, timeout=600).stdout.strip()
 
 
-def _short(created_by: str) -> str:
-    text = re.sub(r"^/bin/sh -c (#\(nop\) )?", "", created_by).strip()
-    text = re.sub(r"\s+", " ", text)
-    return text if len(text) <= 70 else text[:67] + "..."
+def instruction(created_by: str) -> str:
+    """A history entry as the Dockerfile instruction it came from, shortened for a table."""
+    text = re.sub(r"^\|\d+ .*?/bin/sh -c ", "RUN ", created_by)  # a RUN, with its ARG values
+    text = re.sub(r"^/bin/sh -c #\(nop\) ", "", text)
+    text = re.sub(r"^/bin/sh -c ", "RUN ", text)
+    text = re.sub(r"^(ADD|COPY) (file|multi|dir):[0-9a-f]+ in ", r"\1 ... to ", text)
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def measure(engine: Engine) -> list[ImageSizes]:
@@ -124,7 +128,20 @@ def find_cpu_wheel() -> Path | None:
 
 
 def _mb(value: float) -> str:
-    return f"{value / MB:,.0f} MB"
+    return f"{value / MB:,.0f} MB" if value >= MB else f"{value / 1e3:,.0f} kB"
+
+
+def published_weights_bytes() -> tuple[list[str], int]:
+    """The models the real backend base bakes in, and their weights' published sizes."""
+    from torchvision.models import get_weight
+
+    from classifier.models import CATALOG
+
+    dockerfile = (build.REPO_ROOT / plan.BACKEND_BASE).read_text()
+    default = re.search(r'^ARG PREFETCH_MODELS="([^"]*)"', dockerfile, re.MULTILINE)
+    models = default.group(1).split() if default else []
+    mib = sum(get_weight(CATALOG[m].torchvision_weights).meta["_file_size"] for m in models)
+    return models, int(mib * 1024 * 1024)
 
 
 def render(measured: list[ImageSizes], breakdown: dict, cpu_torch: int | None, engine: Engine):
@@ -152,7 +169,7 @@ def render(measured: list[ImageSizes], breakdown: dict, cpu_torch: int | None, e
     lines.append("| --- | ---: |")
     for created_by, size in backend.layers:
         if size:
-            lines.append(f"| `{_short(created_by)}` | {_mb(size)} |")
+            lines.append(f"| `{instruction(created_by)}` | {_mb(size)} |")
     pip_layer = max(size for _, size in backend.layers)
     torch_v, vision_v = breakdown["torch_version"], breakdown["torchvision_version"]
     lines += [
@@ -169,18 +186,24 @@ def render(measured: list[ImageSizes], breakdown: dict, cpu_torch: int | None, e
     python_layer = backend.layers[0][1]
     if cpu_torch is not None and breakdown["cuda"]:
         cpu_layer = pip_layer - breakdown["torch"] - breakdown["cuda"] + cpu_torch
-        cpu_image = backend.size - pip_layer + cpu_layer
+        models, weights = published_weights_bytes()
         lines += [
             "",
-            "**The CPU-torch backend base (what Cloud Build builds), derived:** the "
-            f"dependency layer above ({_mb(pip_layer)}) less the default index's torch "
-            f"({_mb(breakdown['torch'])}) and the CUDA-only packages "
-            f"({_mb(breakdown['cuda'])}), plus torch {torch_v}+cpu as the image's pip "
-            f"installs it from the CPU wheel ({_mb(cpu_torch)}, measured by installing the "
-            f"wheel in the image) gives a {_mb(cpu_layer)} dependency layer and a "
-            f"{_mb(cpu_image)} backend base on this Python layer ({_mb(python_layer)}). "
-            "torchvision's CPU build is taken as the default index's (an upper bound: "
-            "its CUDA kernels are a small part of it).",
+            "**The CPU-torch backend base that Cloud Build builds**, derived from these "
+            "measurements: the default index's torch and the CUDA-only packages out of the "
+            f"dependency layer, torch {torch_v}+cpu in (its CPU wheel installed by the "
+            "image's own pip, byte-compiled, and measured), and the published weights the "
+            "real build bakes in. torchvision's CPU build is counted as the default index's "
+            "(an upper bound).",
+            "",
+            "| part | unpacked |",
+            "| --- | ---: |",
+            f"| Python layer (as built here) | {_mb(python_layer)} |",
+            f"| dependency layer: {_mb(pip_layer)} measured, less torch {_mb(breakdown['torch'])}"
+            f" and CUDA-only {_mb(breakdown['cuda'])}, plus torch+cpu {_mb(cpu_torch)} "
+            f"| {_mb(cpu_layer)} |",
+            f"| weights of {', '.join(models)} (published sizes) | {_mb(weights)} |",
+            f"| **CPU-torch backend base** | **{_mb(python_layer + cpu_layer + weights)}** |",
         ]
     elif breakdown["cuda"]:
         lines += ["", "No CPU torch wheel was found (CPU_TORCH_WHEEL): no CPU figure derived."]
@@ -188,8 +211,8 @@ def render(measured: list[ImageSizes], breakdown: dict, cpu_torch: int | None, e
         lines += [
             "",
             f"The first layer is the stand-in for `{standins.REAL_PYTHON_IMAGE}` "
-            f"({_mb(python_layer)}): Debian's Python with pip, venv and their "
-            "dependencies, larger than the slim image's own Python.",
+            f"({_mb(python_layer)}): Debian's own Python 3.11 with pip and venv; the slim "
+            "image's own size cannot be measured here.",
         ]
     lines += ["", END]
     return "\n".join(lines)
