@@ -57,7 +57,7 @@ class SharedCoresServerSettings(ServerSettings):
     gunicorn_threads: int = Field(16, ge=1, description="request threads per worker")
 
 
-def skip_the_last_collection(*_hook_args) -> None:
+def freeze_before_exit() -> None:
     """Freeze every object before the process exits (gunicorn's worker_exit and on_exit).
 
     Python's last garbage collection walks torch's whole object graph: seconds, on
@@ -65,6 +65,14 @@ def skip_the_last_collection(*_hook_args) -> None:
     SIGKILL. Frozen objects are left to the process's end, which frees them anyway.
     """
     gc.freeze()
+
+
+def _worker_exit(server, worker) -> None:  # gunicorn checks each hook's arity
+    freeze_before_exit()
+
+
+def _on_exit(server) -> None:
+    freeze_before_exit()
 
 
 def gunicorn_options(settings: ServerSettings, *, preload: bool) -> dict:
@@ -86,6 +94,6 @@ def gunicorn_options(settings: ServerSettings, *, preload: bool) -> dict:
         # control-socket path; nothing here uses gunicornc.
         "control_socket_disable": True,
         "worker_tmp_dir": SHM if os.path.isdir(SHM) else None,
-        "worker_exit": skip_the_last_collection,
-        "on_exit": skip_the_last_collection,
+        "worker_exit": _worker_exit,
+        "on_exit": _on_exit,
     }

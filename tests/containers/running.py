@@ -17,10 +17,11 @@ from pathlib import Path
 
 import requests
 
-from tools.images.engine import DaemonlessEngine, Engine
+from tools.images.engine import DaemonlessEngine, Engine, EngineError
 
 PROBE = (Path(__file__).parent / "probe.py").read_text()
 START_TIMEOUT = 240.0
+EXEC_ATTEMPTS = 3
 # Cloud Run sends SIGTERM and waits this long before SIGKILL.
 CLOUD_RUN_GRACE_SECONDS = 10.0
 
@@ -49,8 +50,18 @@ class Container:
 
     def probe(self, requests_: list[dict], timeout: float = 300) -> list[Answer]:
         command = self.engine.image_command("exec", "-i", self.id, "python", "-c", PROBE)
-        result = self.engine.run(command, input_text=json.dumps(requests_), timeout=timeout)
-        return [Answer(**answer) for answer in json.loads(result.stdout)]
+        for attempt in range(EXEC_ATTEMPTS):
+            result = self.engine.run(
+                command, input_text=json.dumps(requests_), timeout=timeout, check=False
+            )
+            if result.returncode == 0:
+                return [Answer(**answer) for answer in json.loads(result.stdout)]
+            # On a loaded machine runc now and then fails to start the exec'd process
+            # ("read init-p: connection reset by peer"); the probe itself never ran.
+            if "OCI runtime" not in result.stderr or attempt == EXEC_ATTEMPTS - 1:
+                raise EngineError(f"the probe failed in {self.name}: {result.stderr.strip()}")
+            time.sleep(1)
+        raise AssertionError("not reached")
 
     def get(self, path: str) -> Answer:
         return self.probe([{"url": self.url(path)}])[0]
