@@ -129,16 +129,7 @@ class DockerEngine(Engine):
     name: str = "docker"
 
     def build_command(self, dockerfile, context, tags, build_args, extra=None):
-        return [
-            "docker",
-            "build",
-            "--file",
-            dockerfile,
-            *(f"--tag={tag}" for tag in tags),
-            *(f"--build-arg={key}={value}" for key, value in build_args.items()),
-            *(extra or []),
-            context,
-        ]
+        return ["docker", "build", *build_words(dockerfile, context, tags, build_args, extra)]
 
     def image_command(self, *args):
         return ["docker", *args]
@@ -148,6 +139,18 @@ class DockerEngine(Engine):
         rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
         # docker history prints sizes for humans ("1.2GB"); inspect has only the total.
         return [Layer(row["CreatedBy"], _human_bytes(row["Size"])) for row in reversed(rows)]
+
+
+def build_words(dockerfile, context, tags, build_args, extra=None) -> list[str]:
+    """The options and context of a `build`, the same for docker and buildah."""
+    return [
+        "--file",
+        dockerfile,
+        *(f"--tag={tag}" for tag in tags),
+        *(f"--build-arg={key}={value}" for key, value in build_args.items()),
+        *(extra or []),
+        context,
+    ]
 
 
 def _human_bytes(text: str) -> int:
@@ -215,21 +218,11 @@ class DaemonlessEngine(Engine):
         )
 
     def build_command(self, dockerfile, context, tags, build_args, extra=None):
-        return [
-            "buildah",
-            "build",
-            "--isolation",
-            "chroot",
-            "--layers",
-            "--format",
-            "docker",
-            "--file",
-            dockerfile,
-            *(f"--tag={tag}" for tag in tags),
-            *(f"--build-arg={key}={value}" for key, value in build_args.items()),
-            *(extra or []),
-            context,
-        ]
+        # chroot: no namespaces needed; --layers: reuse each step; docker format: as
+        # docker builds it (and with the parent links worker.py follows).
+        options = ["--isolation", "chroot", "--layers", "--format", "docker"]
+        words = build_words(dockerfile, context, tags, build_args, extra)
+        return ["buildah", "build", *options, *words]
 
     def image_command(self, *args):
         return ["podman", *args]
