@@ -14,8 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -135,10 +133,11 @@ class DockerEngine(Engine):
         return ["docker", *args]
 
     def layers(self, reference):
-        result = self.image("history", "--no-trunc", "--format", "{{json .}}", reference)
+        result = self.image(
+            "history", "--no-trunc", "--human=false", "--format", "{{json .}}", reference
+        )
         rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-        # docker history prints sizes for humans ("1.2GB"); inspect has only the total.
-        return [Layer(row["CreatedBy"], _human_bytes(row["Size"])) for row in reversed(rows)]
+        return [Layer(row["CreatedBy"], int(row["Size"])) for row in reversed(rows)]
 
 
 def build_words(dockerfile, context, tags, build_args, extra=None) -> list[str]:
@@ -151,14 +150,6 @@ def build_words(dockerfile, context, tags, build_args, extra=None) -> list[str]:
         *(extra or []),
         context,
     ]
-
-
-def _human_bytes(text: str) -> int:
-    units = {"B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
-    for unit in sorted(units, key=len, reverse=True):
-        if text.endswith(unit):
-            return int(float(text[: -len(unit)]) * units[unit])
-    return int(float(text or 0))
 
 
 @dataclass
@@ -283,14 +274,3 @@ def require_free_disk(folder: Path, needed: int, what: str) -> None:
             f"{free / 1e9:.1f} GB are: free some space, or point it at a larger disk "
             "(IMAGES_DIR=/path/with/room)."
         )
-
-
-def scratch_folder(parent: Path, prefix: str) -> Path:
-    parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
-    if sys.stdout is not sys.__stdout__:  # under pytest's capture, keep the log readable
-        sys.__stdout__.flush()
