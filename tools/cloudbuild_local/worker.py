@@ -22,6 +22,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from tools.images.engine import DaemonlessEngine, DockerEngine, Engine, detect
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATE_FILE = "state.json"
 CACHE_REPOSITORY = "buildcache"
+CACHE_TRANSFERS = 4  # pushes or pulls of intermediate images at once
 STAND_IN_REPOSITORY = "stand-in/python"
 STAND_IN_TAG = "3.11-slim-bookworm"
 
@@ -103,14 +105,15 @@ def push_build_cache(engine: Engine, registry: Registry, local_reference: str) -
     image_id = engine.inspect(local_reference)["Id"].removeprefix("sha256:")
     repository = cache_repository(local_reference)
     remote_path = docker_cli.split_reference(repository)[1]
-    pushed = 0
-    for depth, ancestor in enumerate(ancestors(engine, local_reference)):
-        tag = f"{image_id[:32]}-{depth:03d}"
-        if registry.has(remote_path, tag):
-            continue
-        engine.image("push", ancestor, f"{repository}:{tag}")
-        pushed += 1
-    return pushed
+    missing = [
+        (ancestor, f"{repository}:{image_id[:32]}-{depth:03d}")
+        for depth, ancestor in enumerate(ancestors(engine, local_reference))
+        if not registry.has(remote_path, f"{image_id[:32]}-{depth:03d}")
+    ]
+    # The layers are shared and already pushed: each push is a manifest, so run several.
+    with ThreadPoolExecutor(max_workers=CACHE_TRANSFERS) as pool:
+        list(pool.map(lambda pair: engine.image("push", *pair), missing))
+    return len(missing)
 
 
 def load_build_cache(engine: Engine, registry: Registry, local_reference: str) -> int:
@@ -119,8 +122,8 @@ def load_build_cache(engine: Engine, registry: Registry, local_reference: str) -
     repository = cache_repository(local_reference)
     remote_path = docker_cli.split_reference(repository)[1]
     tags = sorted(t for t in registry.tags(remote_path) if t.startswith(image_id[:32] + "-"))
-    for tag in tags:
-        engine.image("pull", f"{repository}:{tag}")
+    with ThreadPoolExecutor(max_workers=CACHE_TRANSFERS) as pool:
+        list(pool.map(lambda tag: engine.image("pull", f"{repository}:{tag}"), tags))
     return len(tags)
 
 
