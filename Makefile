@@ -18,8 +18,8 @@ TEST_WORKERS ?= 2
 # machine's pip configuration (whose CPU torch wheel does not fit torchvision).
 UV := $(PYTHON) -m uv
 
-.PHONY: help setup locks run serve test test-fast lint format grade bench handout clean \
-	images test-containers image-sizes images-clean cloudbuild-local
+.PHONY: help setup locks run serve test test-fast test-environments test-chroot lint format grade \
+	bench handout clean images test-containers image-sizes images-clean cloudbuild-local
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -44,17 +44,22 @@ run: setup  ## start one app version locally: make run VERSION=v1|v2|v3 (Ctrl-C 
 serve: setup  ## start one service alone: make serve SERVICE=<component> PORT=<port>
 	@PATH="$(CURDIR)/$(BIN):$$PATH" PORT=$(PORT) exec tools/serve.sh $(SERVICE)
 
-test: setup  ## run the whole offline test suite
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+test: lint  ## lint, then run the whole offline test suite
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: setup  ## the suite without the slow, browser, gcloud and containers groups
 	$(BIN)/python -m pytest -m "not slow and not browser and not gcloud and not containers" $(PYTEST_ARGS)
 
-lint: setup  ## ruff check and format check
+test-environments: setup  ## the grader as root, root without CAP_SYS_ADMIN and non-root (minutes)
+	$(BIN)/python -m pytest -m environments tests/autograder $(PYTEST_ARGS)
+
+test-chroot: setup  ## the Gradescope setup.sh in a Debian chroot (debootstrap; minutes)
+	$(BIN)/python -m pytest -m chroot tests/autograder $(PYTEST_ARGS)
+
+lint: setup  ## ruff check and format check, and the type checker (mypy, pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: setup  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
@@ -90,7 +95,7 @@ cloudbuild-local: setup  ## run a Cloud Build config locally: make cloudbuild-lo
 	$(BIN)/python -m tools.cloudbuild_local $(CONFIG) $(if $(SUBSTITUTIONS),--substitutions=$(SUBSTITUTIONS)) $(if $(FRESH),--fresh-registry) $(if $(STAND_INS),--stand-ins)
 
 clean:  ## remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
 
 # ---- benchmarks (issue 8; docs/performance.md) ------------------------------
 bench: setup  ## benchmark backend_v1 against the limit, the original kit and LitServe (<= 10 min)

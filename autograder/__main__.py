@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from autograder import sandbox, workspace
 from autograder.batch import (
     DEFAULT_TIMEOUT,
     SIMILARITY_THRESHOLD,
@@ -41,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--allow-local-urls", action="store_true")
     batch.add_argument("--manual-grades", type=Path, help="the filled-in grading sheet")
     batch.add_argument("--no-gcloud", action="store_true")
+    batch.add_argument(
+        "--confinement",
+        choices=sandbox.CHOICES,
+        default=os.environ.get(sandbox.ENV_LEVEL) or "auto",
+        help="how student scripts are confined (docs/grader-trust.md); self-tested first",
+    )
     batch.add_argument("--script-timeout", type=float)
     batch.add_argument("--probe-image-url")
     batch.add_argument(
@@ -58,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.folder.is_dir():
         print(f"error: {args.folder} is not a folder of submissions", file=sys.stderr)
         return 2
+    try:
+        confinement = sandbox.select(args.confinement)
+    except sandbox.SandboxError as exc:
+        print(f"error: --confinement={args.confinement}: {exc}", file=sys.stderr)
+        return 2
+    print(confinement.describe(), file=sys.stderr)
+    # Every grader process checks the level again, but never settles for a weaker one.
+    os.environ[sandbox.ENV_LEVEL] = confinement.level
     out = args.out or args.csv.with_name(args.csv.stem + "-output")
     options = BatchOptions(
         jobs=args.jobs,
@@ -72,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         similarity=args.similarity,
     )
     outcomes = run_batch(args.folder, options, progress=not args.no_progress)
+    workspace.sweep_stale()  # folders of graders a timeout killed
     report = args.report or args.csv.with_name(args.csv.stem + "-report.md")
     pairs = write_outputs(outcomes, options, args.csv, report)
     not_graded = [o for o in outcomes if o.status != "graded"]

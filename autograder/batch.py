@@ -52,7 +52,7 @@ class BatchOptions:
 @dataclass
 class Outcome:
     submission: Path
-    status: str  # "graded", "timeout", "crashed"
+    status: str  # "graded", "timeout", "crashed", "environment error"
     results: dict | None = None
     detail: str = ""
     seconds: float = 0.0
@@ -135,6 +135,11 @@ def grade_one(submission: Path, options: BatchOptions) -> Outcome:
         try:
             outcome.results = json.loads(results_path.read_text())
             outcome.status = "graded"
+            not_graded = outcome.results.get("extra_data", {}).get("environment_errors")
+            if not_graded:
+                # The grading machine failed on some items: not a grade (docs/grader-trust.md).
+                outcome.status = "environment error"
+                outcome.detail = f"{len(not_graded)} item(s) not graded; see {folder / 'log.txt'}"
         except (OSError, ValueError):
             outcome.detail = (
                 f"the grader exited with status {process.returncode} without results; "

@@ -36,6 +36,8 @@ _TREE_IGNORE = (
     ".venv",
     "venv",
     "solution",
+    "docs",  # instructor documents: some explain the written questions' answers
+    "*.instructor.*",
     "tests",
     "bench",
     "autograder",

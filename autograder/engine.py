@@ -13,8 +13,12 @@ from autograder.checks import load_checks
 from autograder.context import GradingContext
 from autograder.feedback import CheckFailed, Pending
 from autograder.rubric import Item, Rubric, load_rubric, verify
+from autograder.sandbox import SandboxError
 
 PASSED, FAILED, PENDING, ERROR, GRADED = "passed", "failed", "pending", "error", "graded"
+# Not graded: the grading machine failed (its sandbox could not start). Never the
+# student's doing, so never a verdict on their work: the instructor regrades.
+ENVIRONMENT = "environment"
 
 
 @dataclass
@@ -48,7 +52,16 @@ def internal_error(exc: BaseException) -> str:
     )
 
 
+def environment_error(exc: BaseException) -> str:
+    return (
+        f"Not graded: the grading machine failed ({str(exc)[:300]}). This says nothing "
+        "about your work and costs you nothing: your instructor has to grade it again."
+    )
+
+
 def result_for(item: Item, outcome: BaseException | None, note: str | None = None) -> ItemResult:
+    if isinstance(outcome, SandboxError):
+        return ItemResult(item, ENVIRONMENT, 0.0, environment_error(outcome))
     if outcome is None:
         return ItemResult(item, PASSED, item.points, note or "")
     if isinstance(outcome, CheckFailed):

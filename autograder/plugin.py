@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder import answers, assignment
+from autograder import answers, assignment, sandbox
 from autograder.context import DEFAULT_PROBE_IMAGE_URL, GradingContext, Options
 from autograder.engine import (
+    ENVIRONMENT,
     ERROR,
     FAILED,
     ItemResult,
@@ -91,8 +92,28 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         "--no-gcloud",
         action="store_true",
-        help="do not use the real gcloud (the schema fallback checks configs)",
+        help="do not ask the real gcloud (points are the same: it only adds its words)",
     )
+    group.addoption(
+        "--confinement",
+        choices=sandbox.CHOICES,
+        default=os.environ.get(sandbox.ENV_LEVEL) or "auto",
+        help="how student scripts are confined: auto (the strongest level whose self-test "
+        "passes), bwrap, user or none; see docs/grader-trust.md",
+    )
+
+
+def _confinement(requested: str) -> sandbox.Confinement:
+    """The sandbox level for this run, self-tested before any submission is graded."""
+    try:
+        return sandbox.select(requested)
+    except (sandbox.SandboxError, OSError) as exc:
+        raise pytest.UsageError(
+            f"--confinement={requested}: this machine cannot confine student scripts that "
+            f"way ({exc}). This is about the grading machine, not a submission: "
+            "use --confinement=auto to grade at the strongest level that works here "
+            "(docs/grader-trust.md)."
+        ) from None
 
 
 def _options(config: pytest.Config) -> Options:
@@ -121,6 +142,7 @@ class GraderPlugin:
             raise pytest.UsageError(str(exc)) from None
         self.options = _options(config)
         self.manual = self._manual_grades()  # a bad sheet stops the run before any check
+        self.confinement = _confinement(config.getoption("confinement"))
         self.results: dict[str, ItemResult] = {}
         self.notes: dict[str, str | None] = {}
         self.context: GradingContext | None = None
@@ -190,7 +212,7 @@ class GraderPlugin:
         if isinstance(error, Pending):
             report.outcome = "skipped"
             report.longrepr = (str(item.path), 0, f"pending: {error}")
-        elif result.status in (FAILED, ERROR):
+        elif result.status in (FAILED, ERROR, ENVIRONMENT):
             report.outcome = "failed"
             report.longrepr = result.message
         report.user_properties.append(("points", result.score))
@@ -239,6 +261,11 @@ class GraderPlugin:
             )
         for line in summary_text(self.rubric, results, str(self.submission.root)).splitlines():
             terminalreporter.write_line(line)
+        terminalreporter.write_line("")
+        terminalreporter.write_line(self.confinement.describe())
+        disagreements = self._disagreements()
+        for line in _disagreement_lines(disagreements):
+            terminalreporter.write_line(line, yellow=True)
         parsed = self._answers()
         extra = {
             "name": parsed.name if parsed else "",
@@ -246,16 +273,51 @@ class GraderPlugin:
             "layout": self.submission.layout,
             "live": self.options.live,
             "complete": complete,
+            "confinement": {
+                "level": self.confinement.level,
+                "facts": dict(self.confinement.facts),
+                "not_available": list(self.confinement.tried),
+            },
+            "gcloud": self.context is not None and self.context.oracle.available,
+            "gcloud_disagreements": [d.__dict__ for d in disagreements],
         }
         results_path = config.getoption("results_json")
         if results_path:
-            data = results_json(self.rubric, results, self.submission.name, extra)
+            data = results_json(
+                self.rubric,
+                results,
+                self.submission.name,
+                extra,
+                preamble=self.confinement.describe(),
+            )
             write_results_json(Path(results_path), data)
             terminalreporter.write_line(f"results written to {results_path}")
         sheet = config.getoption("grading_sheet")
         if sheet:
             answers.write_sheet(Path(sheet), [answers.sheet_row(self.submission.name, parsed)])
             terminalreporter.write_line(f"grading sheet written to {sheet}")
+
+    def _disagreements(self) -> list:
+        if self.context is None or self.context.oracle is None:
+            return []
+        return list(self.context.oracle.disagreements)
+
+
+def _disagreement_lines(disagreements: list) -> list[str]:
+    """For the instructor: where gcloud and the grader's own checks differ (points unchanged)."""
+    if not disagreements:
+        return []
+    lines = [
+        "",
+        f"gcloud and the grader's own checks disagreed {len(disagreements)} time(s); the "
+        "points follow the grader's checks. Please report these (the vendored gcloud rules "
+        "may need `python -m tools.gcloud_reference`):",
+    ]
+    for item in disagreements:
+        lines.append(f"- {item.what[:200]}")
+        lines.append(f"    grader: {item.project.splitlines()[0][:200] if item.project else ''}")
+        lines.append(f"    gcloud: {item.gcloud.splitlines()[0][:200] if item.gcloud else ''}")
+    return lines
 
 
 def _rubric_item(test) -> Item | None:

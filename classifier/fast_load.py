@@ -20,8 +20,8 @@ import logging
 
 import torch
 
-from classifier import errors
 from classifier.models import LoadedModel, WeightsSource, get_spec, ready_for_inference
+from webservice import errors
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from requests_hardened import Config, HTTPSession
 from requests_hardened.ip_filter import InvalidIPAddress
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
 
-from classifier import errors
 from classifier.address_policy import forbidden_reason
+from webservice import errors
 
 ALLOWED_SCHEMES = ("http", "https")
 CHUNK_BYTES = 64 * 1024

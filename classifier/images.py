@@ -18,7 +18,7 @@ from PIL import (
     WebPImagePlugin,  # noqa: F401 - registers WEBP now (see below)
 )
 
-from classifier import errors
+from webservice import errors
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 # Pillow imports its format plugins at the first open, all of them for a WEBP:

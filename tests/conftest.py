@@ -6,6 +6,24 @@ import pytest
 
 from tests.support.servers import start_service
 
+# Groups that take minutes, run only when selected by name (-m environments,
+# -m chroot, -m containers), whatever else -m says: `make test PYTEST_ARGS=-m
+# "not slow"` must not start building images.
+_ON_REQUEST = ("environments", "chroot", "containers")
+
+
+def pytest_collection_modifyitems(config, items):
+    expression = config.getoption("markexpr") or ""
+    skipped = [m for m in _ON_REQUEST if m not in expression]
+    if not skipped:
+        return
+    kept, left_out = [], []
+    for item in items:
+        (left_out if any(item.get_closest_marker(m) for m in skipped) else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
 
 @pytest.fixture(scope="session")
 def service_log_dir(tmp_path_factory):

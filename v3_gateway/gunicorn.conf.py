@@ -7,7 +7,7 @@ to a model service: each request thread makes its own libcurl handle, with its
 connections, on first use after the fork (v3_gateway/transport.py).
 """
 
-from classifier.server_config import gunicorn_options
 from v3_gateway.settings import GatewayServerSettings
+from webservice.server import gunicorn_config
 
-globals().update(gunicorn_options(GatewayServerSettings(), preload=True))
+globals().update(gunicorn_config(GatewayServerSettings()))

@@ -10,11 +10,11 @@ import logging
 import threading
 import time
 
-from classifier import errors
 from v3_gateway.breaker import CircuitBreaker, CircuitOpen
 from v3_gateway.routes import ModelRoute
 from v3_gateway.settings import GatewaySettings
 from v3_gateway.transport import Answer, HandlePerThread, Timeouts, TransportError, exchange
+from webservice import errors
 
 log = logging.getLogger(__name__)
 

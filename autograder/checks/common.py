@@ -126,11 +126,16 @@ def rejected_calls(ctx: GradingContext, logical: str) -> None:
     for call, verdict in ctx.command_verdicts(logical):
         if verdict.rejected and "as build config" not in verdict.message:
             shown = " ".join(call.command)
+            # A grader rule (gcloud_cli.refusal) rather than one of gcloud's own.
+            grader = verdict.message.startswith("the grader")
             raise CheckFailed(
-                what="gcloud refuses a command the script runs",
-                expected="commands and flags gcloud accepts",
-                found=f"{shown[:300]}\n            gcloud says: {verdict.message.splitlines()[0]}",
-                fix="check the flag names against `gcloud <command> --help`",
+                what=("the grader" if grader else "gcloud") + " refuses a command the script runs",
+                expected="commands and flags gcloud accepts, reading only files of the repository",
+                found=f"{shown[:300]}\n            {'why' if grader else 'gcloud says'}: "
+                + verdict.message.splitlines()[0],
+                fix="write every flag in the command itself"
+                if grader
+                else "check the flag names against `gcloud <command> --help`",
                 where=logical,
             )
 

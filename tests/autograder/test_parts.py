@@ -170,13 +170,31 @@ def test_an_internal_error_becomes_a_message_and_the_summary_groups_causes():
     assert text.count("the file is missing") == 1
 
 
-def test_without_gcloud_the_schema_checks_the_config_and_says_so(tmp_path):
+def test_without_gcloud_the_vendored_rules_check_the_config_and_say_so(tmp_path):
     oracle = Oracle(None, use_gcloud=False)
     good = oracle.validate_config(REPO_ROOT / "solution" / "cloudbuild_backend_v1.yaml")
     assert good.accepted
     assert good.message == FALLBACK_NOTE
     bad = tmp_path / "bad.yaml"
-    bad.write_text("steps: {name: x}\n")
+    bad.write_text("steps: {name: x}\nstepz: []\n")
     verdict = oracle.validate_config(Path(bad))
     assert verdict.rejected
-    assert "is not of type 'array'" in verdict.message
+    assert "`.stepz`: unused" in verdict.message
+
+
+def test_an_environment_failure_is_not_graded_and_costs_nothing():
+    from autograder.engine import ENVIRONMENT
+    from autograder.report import results_json
+    from autograder.sandbox import SandboxError
+
+    rubric = load_rubric()
+    item = rubric.by_id("Q3.backend_v1.deploy_runs")
+    result = result_for(item, SandboxError("the bwrap sandbox did not start: out of pids"))
+    assert result.status == ENVIRONMENT
+    assert "costs you nothing" in result.message
+    assert "NOT GRADED (1 points)" in summary_text(rubric, [result])
+    data = results_json(rubric, [result])
+    (test,) = data["tests"]
+    assert "score" not in test
+    assert "status" not in test  # neither passed nor failed on Gradescope
+    assert data["extra_data"]["environment_errors"] == ["Q3.backend_v1.deploy_runs"]

@@ -8,9 +8,9 @@ sending any traffic.
 import pytest
 from werkzeug import Response
 
-from classifier import errors
 from classifier.fetch import FetchLimits, check_url_shape, fetch_image_bytes
 from tests.support.listener import ConnectionCounter
+from webservice import errors
 
 STRICT = FetchLimits(connect_timeout=2, read_timeout=2, total_timeout=5)
 LOOPBACK_OK = FetchLimits(connect_timeout=2, read_timeout=2, total_timeout=5, allow_loopback=True)

@@ -18,7 +18,7 @@ HADOLINT = kit.REPO_ROOT / ".venv" / "bin" / "hadolint"
 HADOLINT_CONFIG = kit.REPO_ROOT / ".hadolint.yaml"
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 # Local packages an image may carry: the shared code and the component folders.
-CODE_FOLDERS = {"classifier", "apiclient", *kit.COMPONENTS}
+CODE_FOLDERS = {"classifier", "webservice", "apiclient", *kit.COMPONENTS}
 IMAGE_REQUIREMENTS = ["torch.txt", "serving.txt", "frontend.txt", "gateway.txt"]
 
 
@@ -225,6 +225,7 @@ def test_frontend_images_copy_no_serving_code():
     for name in ("frontend_v1", "frontend_v2"):
         copied = {s for sources, _ in kit.copies(kit.COMPONENTS[name].dockerfile) for s in sources}
         assert "classifier/" not in copied
+        assert "webservice/" not in copied
 
 
 # --- base images ------------------------------------------------------------------------
@@ -263,9 +264,14 @@ def test_backend_base_bakes_every_downloadable_catalog_model():
 
 def test_backend_base_copies_exactly_what_prefetch_imports():
     """Only the catalog reaches the base; the rest of the serving code stays out."""
-    staged = next(src for src, dest in kit.copies(kit.BACKEND_BASE) if dest.startswith("/opt/"))
+    staged = {
+        source
+        for sources, dest in kit.copies(kit.BACKEND_BASE)
+        if dest.startswith("/opt/")
+        for source in sources
+    }
     needed, _ = kit.import_closure_of([kit.REPO_ROOT / "classifier" / "prefetch.py"])
-    assert set(staged) == needed
+    assert staged == needed
 
 
 @pytest.mark.slow
@@ -278,13 +284,12 @@ def test_weights_step_runs_with_only_packaged_weights(tmp_path):
         for s in kit.instructions(kit.BACKEND_BASE)
         if s["instruction"] == "RUN" and "classifier.prefetch" in s["value"]
     )
-    sources, dest = next(
-        (sources, dest) for sources, dest in kit.copies(kit.BACKEND_BASE) if "prefetch" in dest
-    )
-    staged = tmp_path / dest.lstrip("/")
-    staged.mkdir(parents=True)
-    for source in sources:
-        (staged / source.split("/")[-1]).write_bytes((kit.REPO_ROOT / source).read_bytes())
+    for sources, dest in kit.copies(kit.BACKEND_BASE):
+        if dest.startswith("/opt/prefetch/"):
+            staged = tmp_path / dest.lstrip("/")
+            staged.mkdir(parents=True)
+            for source in sources:
+                (staged / source.split("/")[-1]).write_bytes((kit.REPO_ROOT / source).read_bytes())
     scratch_tmp = tmp_path / "tmp"
     scratch_tmp.mkdir()
     command = step.replace("/tmp/", f"{scratch_tmp}/")  # first: tmp_path is under /tmp too

@@ -12,7 +12,7 @@ import os
 import secrets
 import tempfile
 import warnings
-from typing import Literal
+from typing import Any, Literal
 
 from flask import Flask
 from flask_session import Session
@@ -38,6 +38,7 @@ class SessionSettings(BaseSettings):
 
 
 def init_sessions(app: Flask, settings: SessionSettings) -> None:
+    """Keep each caller's session on the server, in the store `settings` names."""
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_PERMANENT=True,
@@ -47,7 +48,21 @@ def init_sessions(app: Flask, settings: SessionSettings) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+        # Write a session back only when it changed. Flask's default rewrites every
+        # permanent session on every request, so a slow /predict that read the old
+        # choice would overwrite a PUT /model that finished while it ran.
+        SESSION_REFRESH_EACH_REQUEST=False,
+        **session_store(settings),
     )
+    with warnings.catch_warnings():
+        # flask-session 0.8 deprecates signing (its ids are already 256-bit random);
+        # we keep the signature so a forged or tampered cookie is refused outright.
+        warnings.filterwarnings("ignore", "The 'use_signer' option", DeprecationWarning)
+        Session(app)
+
+
+def session_store(settings: SessionSettings) -> dict[str, Any]:
+    """flask-session's configuration of the store SESSION_STORE names."""
     if settings.session_store == "redis":
         if not settings.session_redis_url:
             raise SystemExit(
@@ -55,22 +70,13 @@ def init_sessions(app: Flask, settings: SessionSettings) -> None:
             )
         from redis import Redis
 
-        app.config.update(
-            SESSION_TYPE="redis", SESSION_REDIS=Redis.from_url(settings.session_redis_url)
-        )
-    else:
-        from cachelib.file import FileSystemCache
+        return {
+            "SESSION_TYPE": "redis",
+            "SESSION_REDIS": Redis.from_url(settings.session_redis_url),
+        }
+    from cachelib.file import FileSystemCache
 
-        app.config.update(
-            SESSION_TYPE="cachelib",
-            SESSION_CACHELIB=FileSystemCache(
-                settings.session_dir,
-                threshold=10_000,
-                default_timeout=settings.session_lifetime_seconds,
-            ),
-        )
-    with warnings.catch_warnings():
-        # flask-session 0.8 deprecates signing (its ids are already 256-bit random);
-        # we keep the signature so a forged or tampered cookie is refused outright.
-        warnings.filterwarnings("ignore", "The 'use_signer' option", DeprecationWarning)
-        Session(app)
+    store = FileSystemCache(
+        settings.session_dir, threshold=10_000, default_timeout=settings.session_lifetime_seconds
+    )
+    return {"SESSION_TYPE": "cachelib", "SESSION_CACHELIB": store}

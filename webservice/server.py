@@ -1,7 +1,9 @@
-"""gunicorn settings shared by every Flask service, from the environment.
+"""gunicorn's settings and hooks, shared by every Flask service, from the environment.
 
-Each service's gunicorn.conf.py is a few lines on top of this. No torch here:
-the gateway uses it too.
+Each service's gunicorn.conf.py is one call on top of this: the server
+settings (one object per service, read once), and the hooks that make every
+worker ready through the service's Readiness (webservice/api.py), never
+through the app's internals. No torch here: the gateway uses it too.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ import gc
 import logging
 import os
 import sys
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from webservice.api import readiness_of
 
 SHM = "/dev/shm"  # noqa: S108 - an in-memory tmpfs, used only for gunicorn heartbeats
 
@@ -32,7 +37,7 @@ class ServerSettings(BaseSettings):
     port: int = Field(8080, gt=0, lt=65536)  # Cloud Run sets PORT
     web_concurrency: int | None = Field(None, ge=1, description="gunicorn worker processes")
     gunicorn_threads: int = Field(2, ge=1, description="request threads per worker")
-    torch_threads: int | None = Field(None, ge=1, description="intra-op threads per worker")
+    torch_threads: int | None = Field(None, ge=1, description="cores each worker may compute on")
     gunicorn_timeout: int = Field(120, ge=1)
     # Cloud Run allows 10 s between SIGTERM and SIGKILL.
     graceful_timeout: int = Field(8, ge=1)
@@ -43,23 +48,39 @@ class ServerSettings(BaseSettings):
 
     @property
     def threads_per_worker(self) -> int:
-        """The torch thread budget: workers x threads never exceeds the cores."""
+        """The core budget of one worker, decided here only: workers x this <= the cores."""
         return self.torch_threads or max(1, available_cores() // self.workers)
 
 
-class SharedCoresServerSettings(ServerSettings):
-    """For a service whose worker shares the cores itself (classifier.batching).
+def gunicorn_config(settings: ServerSettings) -> dict[str, Any]:
+    """Every gunicorn configuration variable: set them as gunicorn.conf.py's globals.
 
-    One worker per server by default: its requests are batched together and a
-    lone request gets every core. More workers split the cores between them.
-    The request threads mostly wait for the inference engines, so there are many.
+    The app is preloaded: made once in the master (for a backend, the weights
+    are loaded once and shared by the forked workers), then made ready in each
+    worker after the fork, before it takes a request.
     """
 
-    web_concurrency: int | None = Field(1, ge=1, description="gunicorn worker processes")
-    gunicorn_threads: int = Field(16, ge=1, description="request threads per worker")
+    def pre_fork(server: Any, worker: Any) -> None:
+        # Keep the preloaded objects out of the collector's reach, so that it does not
+        # write to (and so copy) the pages the workers share with the master.
+        gc.freeze()
+
+    def post_worker_init(worker: Any) -> None:
+        # In each worker, never in the master: threads (a backend's inference
+        # engines) do not survive a fork.
+        readiness = readiness_of(worker.wsgi)
+        if readiness is not None:
+            readiness.warm_up(cores=settings.threads_per_worker)
+
+    return {
+        **gunicorn_options(settings),
+        "preload_app": True,
+        "pre_fork": pre_fork,
+        "post_worker_init": post_worker_init,
+    }
 
 
-def _worker_exit(server, worker) -> None:
+def _worker_exit(server: Any, worker: Any) -> None:
     """Leave a worker without Python's teardown, with the status it was exiting with.
 
     Tearing down torch (the last garbage collection, then every module and C++
@@ -76,19 +97,18 @@ def _worker_exit(server, worker) -> None:
         os._exit((exiting.code or 0) & 0xFF)
 
 
-def _on_exit(server) -> None:
+def _on_exit(server: Any) -> None:
     """The master's last collection skips every object (they go with the process)."""
     gc.freeze()
 
 
-def gunicorn_options(settings: ServerSettings, *, preload: bool) -> dict:
-    """The gunicorn configuration variables (set them as module globals in gunicorn.conf.py)."""
+def gunicorn_options(settings: ServerSettings) -> dict[str, Any]:
+    """The server's plain settings: where it listens, its workers and threads, its logs."""
     return {
         "bind": f"{settings.host}:{settings.port}",
         "workers": settings.workers,
         "threads": settings.gunicorn_threads,
         "worker_class": "gthread",
-        "preload_app": preload,
         "timeout": settings.gunicorn_timeout,
         "graceful_timeout": settings.graceful_timeout,
         "keepalive": 5,
