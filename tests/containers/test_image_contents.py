@@ -40,7 +40,9 @@ environment = {
     "python_version": ".".join(platform.python_version_tuple()[:2]),
     "sys_platform": sys.platform,
 }
-installed = {d.metadata["Name"]: d.version for d in metadata.distributions()}
+installed = {}
+for dist in metadata.distributions():  # in sys.path order: the first one is what imports
+    installed.setdefault(dist.metadata["Name"], dist.version)
 print(json.dumps({"environment": environment, "installed": installed}))
 """
 
