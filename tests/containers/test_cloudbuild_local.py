@@ -31,7 +31,9 @@ from tools.cloudbuild_local.worker import push_build_cache
 from tools.images import build, plan
 from tools.images.engine import DaemonlessEngine, unmount_below
 
-pytestmark = pytest.mark.containers
+# A whole local Cloud Build, cold, on a busy 2-core machine outlasts the suite's 300 s.
+RUN_TIMEOUT = 3600
+pytestmark = [pytest.mark.containers, pytest.mark.timeout(2 * RUN_TIMEOUT)]
 
 PROJECT = "test-project"
 AR = f"northamerica-northeast1-docker.pkg.dev/{PROJECT}/ml-deploy"
@@ -52,7 +54,7 @@ def cloudbuild_local(folder, config, *flags):
     result = subprocess.run(
         [sys.executable, "-m", "tools.cloudbuild_local", str(config), "--project", PROJECT,
          "--stand-ins", "--dir", str(folder), *flags],
-        cwd=kit.REPO_ROOT, capture_output=True, text=True, timeout=3600, check=False,
+        cwd=kit.REPO_ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     output = result.stdout + result.stderr
@@ -140,7 +142,7 @@ def test_the_backend_configs_run_end_to_end_from_the_pushed_base(folder, engine)
         remote = docker_cli.to_local(f"{AR}/backend-base:latest", registry.host)
         seeding = DaemonlessEngine(root=engine.root, insecure_registries=(registry.host,))
         seeding.image("tag", local, remote)
-        seeding.image("push", remote, timeout=3600)
+        seeding.image("push", remote, timeout=RUN_TIMEOUT)
         push_build_cache(seeding, registry, remote)
         seeding.image("rmi", remote, check=False)
     finally:

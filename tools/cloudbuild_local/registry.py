@@ -9,6 +9,7 @@ like Artifact Registry, it is the one thing a second build finds again.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -31,6 +32,19 @@ MANIFEST_TYPES = ", ".join(
         "application/vnd.oci.image.index.v1+json",
     )
 )
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the registry's child, before exec: the kernel ends it when its parent ends.
+
+    A run killed outright (a timeout's SIGKILL, a closed terminal) never gets to
+    stop its registry, which would then hold its port and folder for good.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -79,6 +93,7 @@ class Registry:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,  # started before any thread: safe
             )
         elif docker_engine_answers():
             started = subprocess.run(
