@@ -223,7 +223,16 @@ def _run_confined(executable, argv, cwd, config, space, tree, timeout: float) ->
 
 
 # Never copied for gcloud: environments and caches a caller's folder may hold.
-_NOT_COPIED = shutil.ignore_patterns(".git", ".venv", "venv", "node_modules", "__pycache__")
+_NOT_COPIED = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    "venv",
+    "node_modules",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+)
 
 
 def _sdk_root(executable: str) -> Path:

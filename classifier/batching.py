@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from classifier.tracing import calling_modules
+
 log = logging.getLogger(__name__)
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -170,7 +172,8 @@ class BatchScheduler:
             self._admitted += 1
         try:
             use_threads(1)  # preprocessing shares the cores with the engines
-            job = _Job(forward, prepare())
+            with calling_modules():  # transforms are modules too (classifier/tracing.py)
+                job = _Job(forward, prepare())
         except BaseException:
             with self._lock:
                 self._preparing -= 1
@@ -202,7 +205,8 @@ class BatchScheduler:
                 job.started_at, job.batch_size, job.threads = started, len(jobs), threads
             try:
                 use_threads(threads)
-                rows = jobs[0].forward(torch.stack([job.tensor for job in jobs]))
+                with calling_modules():
+                    rows = jobs[0].forward(torch.stack([job.tensor for job in jobs]))
                 for job, row in zip(jobs, rows, strict=True):
                     job.result = row
             except BaseException as exc:  # handed to the waiting request threads

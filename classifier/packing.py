@@ -34,6 +34,8 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from classifier.tracing import symbolic_trace
+
 log = logging.getLogger(__name__)
 _ADDS = (operator.add, operator.iadd, torch.add)
 
@@ -149,7 +151,7 @@ def prepack(module: nn.Module, name: str) -> nn.Module:
         return module
     if not isinstance(module, fx.GraphModule):
         try:
-            module = fx.symbolic_trace(module)
+            module = symbolic_trace(module)
         except Exception as exc:
             log.warning("%s runs unpacked: tracing failed (%s)", name, exc)
             return module

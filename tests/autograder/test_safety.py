@@ -111,6 +111,15 @@ def test_the_real_gcloud_never_sees_credentials(tmp_path, monkeypatch):
         return classify(argv, returncode, stdout, stderr)
 
     monkeypatch.setattr(gcloud_oracle, "classify", spying)
+    verdicts: list = []  # what the oracle made of each run, for the failure message
+    check_commands = gcloud_oracle.check_commands
+
+    def recording(commands, **options):
+        found = check_commands(commands, **options)
+        verdicts.extend(found)
+        return found
+
+    monkeypatch.setattr(gcloud_oracle, "check_commands", recording)
     credentials = tmp_path / "key.json"
     credentials.write_text('{"type": "service_account", "private_key": "' + SECRET + '"}')
     monkeypatch.setenv("PATH", f"{spy.parent}{os.pathsep}{os.environ['PATH']}")
@@ -133,7 +142,10 @@ def test_the_real_gcloud_never_sees_credentials(tmp_path, monkeypatch):
         for line in stderr.splitlines()
         if line.startswith("SPY ")
     ]
-    assert runs, "the oracle never ran gcloud"
+    assert runs, (
+        "the oracle never ran gcloud: "
+        f"{[(v.kind, v.message) for v in verdicts]}; its stderr: {seen}"
+    )
     for run in runs:
         env = run["env"]
         assert "GOOGLE_APPLICATION_CREDENTIALS" not in env
