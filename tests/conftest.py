@@ -8,8 +8,9 @@ import pytest
 from tests.support.servers import start_service
 
 # Groups that take minutes run only when selected by name (-m environments,
-# -m chroot, -m release), never in the default run.
-_ON_REQUEST = ("environments", "chroot", "release")
+# -m chroot, -m release, -m containers), whatever else -m says: `make test
+# PYTEST_ARGS=-m "not slow"` must not start building images.
+_ON_REQUEST = ("environments", "chroot", "release", "containers")
 
 
 def pytest_collection_modifyitems(config, items):

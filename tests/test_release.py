@@ -178,7 +178,10 @@ def test_no_released_document_or_read_file_holds_an_answer(release):
 # old heading -> (the document under docs/ that holds it now, its heading there).
 MOVED_SECTIONS = {
     "How the images are built": ("images.md", "## What each image holds"),  # Q2, Q4
-    "How big the images are, and why CPU-only torch": ("images.md", "## Sizes"),
+    "How big the images are, and why CPU-only torch": (
+        "images.md",
+        "## Sizes, and why CPU-only torch",
+    ),
     "For instructors": ("instructor-guide.md", "# Instructor guide"),
     "Rehearsing with the reference solution": (
         "instructor-guide.md",

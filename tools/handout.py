@@ -44,7 +44,6 @@ INSTRUCTOR_ONLY = (
     "bench",  # benchmarks, their results and lab notes
     ".ci",
     "tools/handout.py",  # this builder: it reads solution/
-    "deployment/estimate_image_sizes.py",  # the sizes behind docs/images.md (Q4's cost)
     "*.instructor.*",
 )
 # The tests a student's `make test` runs: the apps' public behaviour, the
