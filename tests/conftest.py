@@ -1,7 +1,9 @@
 """Fixtures shared across the suite: service logs and one live backend_v1; the groups
-that run only when selected."""
+that run only when selected; the test process's __main__ kept as it was."""
 
 from __future__ import annotations
+
+import sys
 
 import pytest
 
@@ -24,6 +26,16 @@ def pytest_collection_modifyitems(config, items):
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         items[:] = kept
+
+
+@pytest.fixture(autouse=True)
+def _main_module_restored():
+    """Streamlit's script runner (AppTest) makes the app it runs this process's
+    __main__ and leaves it there; multiprocessing's forkserver and spawn children
+    then run that app again (the batch grader's children crashed on it)."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")
