@@ -8,8 +8,8 @@ backend_v1.
 
 A caller chooses a model per request (`model` in the /predict body or form), or
 as their own default with PUT /model/<name>, kept in a server-side session
-(flask-session: the cookie holds only a signed session id). Nothing
-process-wide changes per request: gunicorn's threads serve many callers at once.
+(flask-session: the cookie holds only a signed session id). The model a
+request uses comes from that request, else its session, else the service default.
 
 gunicorn (gunicorn.conf.py) makes the app once, so the weights are loaded once
 and shared by the worker processes it forks; each worker warms the default model up

@@ -2,7 +2,7 @@
 
 A lone request is fastest with every core on its one image (intra-op threads);
 under load, one single-threaded forward pass per core, each on a small batch,
-gets the most images through (docs/performance.md has the measurements). The
+gets the most images through (the performance notes have the measurements). The
 scheduler switches between the two on its own:
 
 - request threads decode and preprocess in parallel, then queue their tensor
@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from classifier.tracing import calling_modules
+
 log = logging.getLogger(__name__)
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -67,7 +69,7 @@ def use_threads(count: int) -> None:
 # batched forward pass on every core, and a small one such as ResNet-18 as one
 # single-threaded pass per core; on packed weights (classifier/packing.py) a
 # single-threaded pass gains the most, and one pass per core won for both
-# (docs/performance.md).
+# (the performance notes).
 SINGLE_ENGINE_MIN_PARAMETERS = 20_000_000
 
 
@@ -170,7 +172,8 @@ class BatchScheduler:
             self._admitted += 1
         try:
             use_threads(1)  # preprocessing shares the cores with the engines
-            job = _Job(forward, prepare())
+            with calling_modules():  # transforms are modules too (classifier/tracing.py)
+                job = _Job(forward, prepare())
         except BaseException:
             with self._lock:
                 self._preparing -= 1
@@ -202,7 +205,8 @@ class BatchScheduler:
                 job.started_at, job.batch_size, job.threads = started, len(jobs), threads
             try:
                 use_threads(threads)
-                rows = jobs[0].forward(torch.stack([job.tensor for job in jobs]))
+                with calling_modules():
+                    rows = jobs[0].forward(torch.stack([job.tensor for job in jobs]))
                 for job, row in zip(jobs, rows, strict=True):
                     job.result = row
             except BaseException as exc:  # handed to the waiting request threads

@@ -48,7 +48,7 @@ class Predictor:
     ) -> None:
         if fold_batch_norm:
             loaded = replace(loaded, module=folding.fold_batch_norm(loaded.module, loaded.name))
-        # NHWC lets oneDNN skip layout reorders (see docs/performance.md).
+        # NHWC lets oneDNN skip layout reorders.
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
             # Module.to takes memory_format, though torch's own annotations leave it out.

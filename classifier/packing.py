@@ -19,7 +19,7 @@ are packed once for each PackedFor (the thread count and, on several threads,
 a lone image or a batch), lazily, by the first pass run that way, on the
 calling thread and its own thread count. Batches of different sizes ran alike
 on any batch packing, and on one thread every packing ran every batch size
-alike, so one thread has one packing. docs/performance.md has the measurements.
+alike, so one thread has one packing. The performance notes have the measurements.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from typing import NamedTuple
 import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
+
+from classifier.tracing import symbolic_trace
 
 log = logging.getLogger(__name__)
 _ADDS = (operator.add, operator.iadd, torch.add)
@@ -149,7 +151,7 @@ def prepack(module: nn.Module, name: str) -> nn.Module:
         return module
     if not isinstance(module, fx.GraphModule):
         try:
-            module = fx.symbolic_trace(module)
+            module = symbolic_trace(module)
         except Exception as exc:
             log.warning("%s runs unpacked: tracing failed (%s)", name, exc)
             return module

@@ -1,9 +1,9 @@
 """v3 gateway: backend_v2's public API in front of one model service per model.
 
-Each model runs as its own service (backend_v1 with MODEL_NAME set), so each
-scales, fails and deploys on its own. The gateway routes by model name, keeps
-each caller's chosen model in a server-side session as v2 does, and never
-imports torch: it passes request bodies through without decoding them.
+Each model runs as its own service (backend_v1 with MODEL_NAME set). The
+gateway routes by model name, keeps each caller's chosen model in a
+server-side session as v2 does, and never imports torch: it passes request
+bodies through without decoding them.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def _raw_body() -> bytes:
     """The request body as received, read once straight from the WSGI input.
 
     werkzeug's get_data() copies a body through its stream wrappers, a measurable
-    share of the gateway's cost (docs/performance.md) for bytes it only passes on. The
+    share of the gateway's cost (the performance notes) for bytes it only passes on. The
     upload limit it would enforce is checked here; werkzeug then reads the same
     bytes again if the form has to be parsed, so what is forwarded is what came.
     """
@@ -86,7 +86,7 @@ def _may_name_a_model(body: bytes, boundary: bytes) -> bool:
 
     The gateway needs only that one small field, and werkzeug's form parser copies
     every byte of the upload through Python-level chunks to find it (most of the
-    gateway's own work, docs/performance.md). The parts' header blocks are
+    gateway's own work, the performance notes). The parts' header blocks are
     found with bytes.find instead (a delimiter cannot occur inside a part) and
     searched for the name, case-insensitively and in its RFC 2231 form ("name*="),
     so this errs only towards a full parse. Anything unexpected: a full parse.

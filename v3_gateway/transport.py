@@ -4,7 +4,7 @@ libcurl rather than urllib3: the gateway's own cost per /predict is mostly
 Python running cold (after the model's forward pass, or after a pause), and
 urllib3 sends and parses in Python (http.client, the email parser for headers).
 libcurl does both in C, and the gateway added less to the direct call in front
-of ResNet-50 with it in every alternated round (docs/performance.md).
+of ResNet-50 with it in every alternated round (the performance notes).
 
 Each request thread keeps its own handle, and so its own keep-alive connections:
 a libcurl handle must not be used by two threads at once. Handles are made on

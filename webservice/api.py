@@ -109,7 +109,9 @@ def register_error_handlers(app: Flask) -> None:
     def _too_large(_exc: RequestEntityTooLarge) -> Response:
         limit = app.config.get("MAX_CONTENT_LENGTH")
         return error_response(
-            "payload_too_large", f"The request body is larger than the limit of {limit} bytes.", 413
+            "payload_too_large",
+            f"The request body is larger than the limit of {errors.size_text(limit or 0)}.",
+            413,
         )
 
     @app.errorhandler(HTTPException)

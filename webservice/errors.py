@@ -48,6 +48,15 @@ class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 
 
+def size_text(size: int) -> str:
+    """A byte count as people read it: MB (of 1024 * 1024 bytes, as MAX_UPLOAD_BYTES), KB, bytes."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MB"
+    if size >= 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size} bytes"
+
+
 class UnsupportedImage(ApiError):
     status, code = 415, "unsupported_media_type"
 

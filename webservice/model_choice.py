@@ -1,9 +1,8 @@
 """The caller's own default model, GET/PUT/DELETE /model, shared by backend_v2 and the gateway.
 
-The choice lives in the caller's server-side session under CHOICE_KEY, never in
-a variable of the process: every request thread of a worker serves a different
-caller. Each service says how a choice is checked and stored (`choose`); the
-routes, their answers and what GET and DELETE do are the same everywhere.
+The choice lives in the caller's server-side session under CHOICE_KEY. Each
+service says how a choice is checked and stored (`choose`); the routes, their
+answers and what GET and DELETE do are the same everywhere.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Server-side sessions with flask-session, shared by backend_v2 and the v3 gateway.
 
 The browser's cookie carries only a signed session id; the caller's choices
-live in the store. `cachelib` keeps them in files on this instance (fine for
-one instance, lost and inconsistent once Cloud Run runs two); `redis` keeps
-them in one Redis every instance reaches.
+live in the store: `cachelib` keeps them in files in SESSION_DIR, `redis` in
+the Redis at SESSION_REDIS_URL.
 """
 
 from __future__ import annotations
@@ -24,14 +23,12 @@ class SessionSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
     session_store: Literal["cachelib", "redis"] = "cachelib"
-    # A temporary folder: writable by the images' unprivileged user, and on Cloud
-    # Run (whose disk is memory) gone with the instance, like any local session.
+    # A temporary folder, writable by the images' unprivileged user.
     session_dir: str = Field(
         os.path.join(tempfile.gettempdir(), "flask-sessions"), description="cachelib store folder"
     )
     session_redis_url: str | None = Field(None, description="redis://host:6379/0")
-    # Without SECRET_KEY each process invents one, so a second worker or
-    # instance could not read the first one's cookie: set it when scaling out.
+    # Without SECRET_KEY, each process makes up its own when it starts.
     secret_key: str = Field(default_factory=lambda: secrets.token_hex(32))
     session_lifetime_seconds: int = Field(7 * 24 * 3600, gt=0)
     session_cookie_secure: bool = False  # True behind https (Cloud Run)
