@@ -18,6 +18,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from webservice.api import readiness_of
+from webservice.deadlines import GRACEFUL_TIMEOUT_SECONDS
+from webservice.stopping import StoppingThreadWorker
 
 SHM = "/dev/shm"  # noqa: S108 - an in-memory tmpfs, used only for gunicorn heartbeats
 
@@ -39,8 +41,9 @@ class ServerSettings(BaseSettings):
     gunicorn_threads: int = Field(2, ge=1, description="request threads per worker")
     torch_threads: int | None = Field(None, ge=1, description="cores each worker may compute on")
     gunicorn_timeout: int = Field(120, ge=1)
-    # Cloud Run allows 10 s between SIGTERM and SIGKILL.
-    graceful_timeout: int = Field(8, ge=1)
+    # Requests in flight at SIGTERM get this long; Cloud Run kills 10 s after SIGTERM
+    # (webservice/deadlines.py fits a request's worst case into it).
+    graceful_timeout: int = Field(GRACEFUL_TIMEOUT_SECONDS, ge=1)
 
     @property
     def workers(self) -> int:
@@ -108,7 +111,8 @@ def gunicorn_options(settings: ServerSettings) -> dict[str, Any]:
         "bind": f"{settings.host}:{settings.port}",
         "workers": settings.workers,
         "threads": settings.gunicorn_threads,
-        "worker_class": "gthread",
+        # gthread, stopping cleanly: webservice/stopping.py.
+        "worker_class": StoppingThreadWorker,
         "timeout": settings.gunicorn_timeout,
         "graceful_timeout": settings.graceful_timeout,
         "keepalive": 5,

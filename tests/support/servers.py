@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ import requests
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVE = REPO_ROOT / "tools" / "serve.sh"
 STREAMLIT_HEALTH = "/_stcore/health"
+GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 
 def free_port() -> int:
@@ -126,3 +128,35 @@ def wait_until_ok(service: RunningService, path: str, timeout: float) -> None:
             pass
         time.sleep(0.2)
     raise TimeoutError(f"{service.component} not ready in {timeout}s:\n{service.log()[-3000:]}")
+
+
+def start_gunicorn_app(
+    app: str, config: str, log_dir: Path, *, env: dict, timeout: float = 120
+) -> RunningService:
+    """Run `gunicorn --config <config> <app>` on a free loopback port, for an app that
+    serve.sh does not serve (one in tests/); wait for /ready."""
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "PYTHONPATH": str(REPO_ROOT),
+        **env,
+    }
+    log_path = log_dir / f"{app.split(':')[0]}-{port}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [GUNICORN, "--config", config, app],
+            cwd=REPO_ROOT,
+            env=full_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    service = RunningService(app, port, process, log_path, full_env)
+    try:
+        wait_until_ok(service, "/ready", timeout)
+    except BaseException:
+        service.stop()
+        raise
+    return service
