@@ -92,6 +92,19 @@ def test_image_host_errors_are_relayed_and_do_not_trip_the_circuit(
     assert client.get("/models").get_json()["models"][0]["circuit"] == "closed"
 
 
+def test_a_model_service_busy_with_image_urls_does_not_trip_the_circuit(
+    tmp_path, httpserver, model_stub
+):
+    busy = {"error": {"code": "url_fetch_busy", "message": "Already downloading 8 image URLs."}}
+    httpserver.expect_request("/predict").respond_with_json(busy, status=503)
+    client = make_client(tmp_path, {"resnet18": model_stub})
+    for _ in range(4):  # twice the breaker's fail_max
+        answer = client.post("/predict", json={"url": "https://x.test/a.jpg"})
+        assert answer.status_code == 503
+        assert answer.get_json() == busy
+    assert client.get("/models").get_json()["models"][0]["circuit"] == "closed"
+
+
 def test_non_json_answers_become_a_clear_502(tmp_path, httpserver, model_stub):
     # What Cloud Run itself sends when the service refuses unauthenticated calls.
     httpserver.expect_request("/predict").respond_with_data(
