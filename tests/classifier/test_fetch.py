@@ -5,7 +5,9 @@ connection; the other ranges are covered by test_address_policy without
 sending any traffic.
 """
 
+import socket
 import ssl
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -195,6 +197,29 @@ def test_a_trickling_host_is_cut_at_the_total_deadline(stage, request):
         # sees its client leave (through TLS too, which detaches the plain socket).
         assert host.accepted == 1
         assert host.wait_until_idle(timeout=5), "the abandoned download kept reading"
+
+
+def test_a_name_lookup_that_hangs_is_held_to_the_deadline_too(monkeypatch):
+    """getaddrinfo takes no timeout; the request waits on the download's thread instead."""
+    release = threading.Event()
+    real_lookup = socket.getaddrinfo
+
+    def hanging_lookup(host, *args, **kwargs):
+        if host == "slow-dns.test":
+            release.wait(30)
+            host = "127.0.0.1"  # then a closed loopback port: nothing leaves this machine
+        return real_lookup(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging_lookup)
+    with ConnectionCounter() as listener:
+        port = listener.port
+    started = time.monotonic()
+    try:
+        with pytest.raises(errors.UpstreamTimeout, match="within 2 s"):
+            fetch_image_bytes(f"http://slow-dns.test:{port}/a.jpg", TRICKLE_LIMITS)
+        assert time.monotonic() - started < TRICKLE_LIMITS.total_timeout + 1
+    finally:
+        release.set()
 
 
 def test_an_abandoned_download_gives_its_slot_back(httpserver):
