@@ -21,6 +21,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 STOP_WINDOW_SECONDS = 10
 # gunicorn's wait for the requests in flight, leaving the process time to exit.
 GRACEFUL_TIMEOUT_SECONDS = 8
+# What still runs this long before GRACEFUL_TIMEOUT ends is cut (webservice/stopping.py),
+# so the worker logs it and closes its connections before the master's SIGKILL.
+CUT_MARGIN_SECONDS = 0.5
 # A URL predict's image download, name lookup and redirects included.
 FETCH_TOTAL_TIMEOUT_SECONDS = 5.0
 # A model service's inference on a loaded instance, waiting for its turn included
@@ -45,3 +48,22 @@ class FetchDeadlineSettings(BaseSettings):
     def predict_worst_case(self) -> float:
         """The longest a model service's /predict takes: the download, then the inference."""
         return self.fetch_total_timeout + INFERENCE_ALLOWANCE_SECONDS
+
+
+def shutdown_budget_problem(longest_request: float | None, graceful_timeout: float) -> str | None:
+    """What is wrong with a service's stop budget, said for its log at start, or None."""
+    if graceful_timeout >= STOP_WINDOW_SECONDS:
+        return (
+            f"GRACEFUL_TIMEOUT={graceful_timeout:g} s is not below Cloud Run's "
+            f"{STOP_WINDOW_SECONDS} s between SIGTERM and SIGKILL: a stopping worker may be "
+            "killed before it has answered or logged its requests."
+        )
+    if longest_request is not None and longest_request > graceful_timeout - CUT_MARGIN_SECONDS:
+        return (
+            f"a request may take {longest_request:g} s (FETCH_TOTAL_TIMEOUT plus "
+            f"{INFERENCE_ALLOWANCE_SECONDS:g} s of inference), more than GRACEFUL_TIMEOUT="
+            f"{graceful_timeout:g} s leaves it after SIGTERM: such requests in flight at a "
+            "stop will be cut. Lower FETCH_TOTAL_TIMEOUT or raise GRACEFUL_TIMEOUT (below "
+            f"{STOP_WINDOW_SECONDS})."
+        )
+    return None

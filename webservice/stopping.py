@@ -32,12 +32,10 @@ from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker
 
+from webservice.deadlines import CUT_MARGIN_SECONDS
+
 # Set in a worker process once SIGTERM has stopped it taking new work.
 stopping = threading.Event()
-
-# How long before GRACEFUL_TIMEOUT ends the requests still running are cut, so the
-# worker logs them and closes their connections before the master's SIGKILL.
-CUT_MARGIN_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
