@@ -87,18 +87,7 @@ def start_service(
 
 
 def _start_once(component, log_dir, env, port, ready_path, timeout) -> RunningService:
-    full_env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", **(env or {})}
-    log_path = log_dir / f"{component}-{port}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [str(SERVE), component],
-            cwd=REPO_ROOT,
-            env=full_env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    service = RunningService(component, port, process, log_path, full_env)
+    service = _spawn(component, [str(SERVE), component], log_dir, env or {}, port)
     path = ready_path or (STREAMLIT_HEALTH if component.startswith("frontend") else "/ready")
     try:
         wait_until_ok(service, path, timeout)
@@ -135,28 +124,27 @@ def start_gunicorn_app(
 ) -> RunningService:
     """Run `gunicorn --config <config> <app>` on a free loopback port, for an app that
     serve.sh does not serve (one in tests/); wait for /ready."""
-    port = free_port()
-    full_env = {
-        **os.environ,
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "PYTHONPATH": str(REPO_ROOT),
-        **env,
-    }
-    log_path = log_dir / f"{app.split(':')[0]}-{port}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [GUNICORN, "--config", config, app],
-            cwd=REPO_ROOT,
-            env=full_env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    service = RunningService(app, port, process, log_path, full_env)
+    command = [GUNICORN, "--config", config, app]
+    service = _spawn(app, command, log_dir, {"PYTHONPATH": str(REPO_ROOT), **env}, free_port())
     try:
         wait_until_ok(service, "/ready", timeout)
     except BaseException:
         service.stop()
         raise
     return service
+
+
+def _spawn(name: str, command: list[str], log_dir: Path, env: dict, port: int) -> RunningService:
+    """Start `command` in its own process group on 127.0.0.1:`port`, its output in a log."""
+    full_env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", **env}
+    log_path = log_dir / f"{name.split(':')[0]}-{port}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=full_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return RunningService(name, port, process, log_path, full_env)
