@@ -6,10 +6,11 @@ then the worker leaves; the rest of the 10 s is the processes' own exit.
 
 The slowest request a model service takes is an image URL: its download, held
 to FETCH_TOTAL_TIMEOUT whatever the image host does (classifier/fetch.py), then
-its inference, queueing behind other requests included. The gateway waits for
-a model service's predict about that long, so a gateway request in flight fits
-the same window. Each value stays configurable; the defaults are chosen
-together here and a test holds them to the window.
+its inference, queueing behind other requests included. The gateway should
+wait for a model service's predict no longer than that (predict_worst_case),
+so that a gateway request in flight fits the same window. Each value stays
+configurable; the defaults are chosen together here and a test holds them to
+the window.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ GRACEFUL_TIMEOUT_SECONDS = 8
 CUT_MARGIN_SECONDS = 0.5
 # A URL predict's image download, name lookup and redirects included.
 FETCH_TOTAL_TIMEOUT_SECONDS = 5.0
-# A model service's inference on a loaded instance, waiting for its turn included
-# (a batch of four on one vCPU takes well under a second; this is the margin).
+# A margin for a model service's inference on a loaded instance, waiting for its
+# turn included (docs/performance.md has the measured inference times).
 INFERENCE_ALLOWANCE_SECONDS = 2.0
 
 
