@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from pytest_httpserver import HTTPServer
 from streamlit.testing.v1 import AppTest
 from werkzeug import Request, Response
 
@@ -63,6 +64,20 @@ class HangingPredict:
         self.calls += 1
         self.release.wait(10)
         return Response('{"model": "late"}', content_type="application/json")
+
+
+@contextlib.contextmanager
+def backend_coming_back(port: int, routes: dict[str, dict]) -> Iterator[HTTPServer]:
+    """A stand-in backend that starts on `port`, where nothing listened before, and
+    answers each GET route with its JSON: the backend of a page loaded while it was down."""
+    backend = HTTPServer(host="127.0.0.1", port=port)
+    for path, answer in routes.items():
+        backend.expect_request(path, method="GET").respond_with_json(answer)
+    backend.start()
+    try:
+        yield backend
+    finally:
+        backend.stop()
 
 
 @contextlib.contextmanager
