@@ -24,11 +24,11 @@ class GatewaySettings(UploadSettings):
     upstream_connect_timeout: float = Field(3.05, gt=0)
     # A model service's worst case for one /predict: its download of an image URL,
     # FETCH_TOTAL_TIMEOUT (the model services' own variable, with their default:
-    # set it here as there), then the inference, UPSTREAM_INFERENCE_TIMEOUT (a cold
-    # instance's start counts too). Past both, the service is hung: the gateway
-    # answers 504 and counts a failure against the model's circuit.
+    # set it here as there), then the inference and its wait for a turn,
+    # UPSTREAM_INFERENCE_TIMEOUT (a cold instance's start counts too). Past both the
+    # service is hung: the gateway answers 504 and counts a failure against its circuit.
     fetch_total_timeout: float = Field(20.0, gt=0)
-    upstream_inference_timeout: float = Field(10.0, gt=0)
+    upstream_inference_timeout: float = Field(2.0, gt=0)
     # At most this many requests per model in flight per gateway worker. Keep it
     # below GUNICORN_THREADS so that one slow model leaves threads for the others.
     max_in_flight_per_model: int = Field(8, ge=1)
