@@ -11,6 +11,7 @@ from tests.support.frontend import (
     HangingPredict,
     app_test,
     backend_coming_back,
+    opened_while_backend_down,
     texts,
     upload,
 )
@@ -56,11 +57,7 @@ def test_unreachable_backend_is_said_plainly(v2, monkeypatch):
 
 
 def test_a_page_loaded_while_the_backend_was_down_comes_back_with_it(v2, monkeypatch):
-    port = free_port()  # nothing listens there yet
-    monkeypatch.setenv("SERVING_URL", f"http://127.0.0.1:{port}")
-    at = v2.run()
-    assert texts(at.error)[0].startswith("The backend is unreachable.")
-    assert texts(at.caption) == ["Trying again every 5 s."]  # and it does, by itself
+    at, port = opened_while_backend_down(v2, monkeypatch)
     routes = {
         "/models": {"models": [{"name": "resnet18", "available": True, "default": True}]},
         "/model": {"model": "resnet18", "selected_by": "service_default"},
