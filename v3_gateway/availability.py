@@ -4,7 +4,8 @@
 called, so a burst of health checks never becomes a burst on the models. Once
 a model has been probed, its last status is answered at once, and an expired
 one is refreshed in the background: a hung model service costs a probe's
-timeout to a background thread, never to each /models or /ready.
+timeout to a background thread, never to each /models or /ready. (A model
+found unavailable that has answered a prediction since is probed again at once.)
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class Availability:
             )
         with self._lock:
             cached = self._cache.get(name)
+            if cached and not cached[1].available and client.answered_at > cached[0]:
+                cached = None  # it has answered a prediction since: ask it again now
             if cached is None:
                 refresh = False
             else:

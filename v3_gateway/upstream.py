@@ -88,6 +88,8 @@ class ModelClient:
         )
         # Per worker: a slow or hung model can hold at most this many threads.
         self.slots = threading.BoundedSemaphore(settings.max_in_flight_per_model)
+        # When a prediction last succeeded (time.monotonic()): fresher than any probe.
+        self.answered_at = float("-inf")
 
     @property
     def name(self) -> str:
@@ -131,6 +133,7 @@ class ModelClient:
                 self.breaker.record_failure()
             else:
                 self.breaker.record_success()
+                self.answered_at = time.monotonic()
             return reply
         finally:
             self.slots.release()

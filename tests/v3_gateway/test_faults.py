@@ -155,6 +155,17 @@ def wait_for(condition, what: str, seconds: float = 30):
     return result
 
 
+def assert_no_stale_work(service, stale_before: int, answered: int) -> None:
+    """The thawed model service refused the calls queued while it was frozen (their
+    client, the gateway, had gone: 499) and answered only `answered` predictions in all.
+
+    A call queued on a kept-alive connection whose keep-alive time ran out during the
+    freeze is closed unread instead, so only one refusal is sure to be logged."""
+    wait_for(lambda: service.log().count(STALE) > stale_before, "a queued call is refused")
+    time.sleep(1)  # the rest of the queue, handled by the other threads meanwhile
+    assert service.log().count(ANSWERED) == answered
+
+
 def served_again(gateway, name: str) -> requests.Response:
     return wait_for(
         lambda: (r := predict(gateway, name)[0]).status_code == 200 and r,
@@ -222,12 +233,8 @@ def test_a_frozen_model_opens_its_circuit_before_its_calls_time_out(
     assert served_again(gateway, RESNET18).json()["model"] == RESNET18
     assert models_listed(gateway)[0][RESNET18]["circuit"] == "closed"
     # The two calls that timed out were dropped by the gateway; the thawed service
-    # found their clients gone and did not run them.
-    wait_for(
-        lambda: resnet18.service.log().count(STALE) == stale_before + 2,
-        "the thawed service refuses the two calls the gateway dropped",
-    )
-    assert resnet18.service.log().count(ANSWERED) == answered_before + 1
+    # found their clients gone and ran neither.
+    assert_no_stale_work(resnet18.service, stale_before, answered_before + 1)
 
 
 def test_callers_who_leave_free_their_slots_and_their_work_is_not_run(
@@ -263,8 +270,4 @@ def test_callers_who_leave_free_their_slots_and_their_work_is_not_run(
         assert models_listed(gateway)[0][RESNET18]["circuit"] == "closed"  # not the model's fault
 
     assert served_again(gateway, RESNET18).status_code == 200
-    wait_for(
-        lambda: resnet18.service.log().count(STALE) == stale_before + 3,
-        "the thawed service refuses the three calls whose callers left",
-    )
-    assert resnet18.service.log().count(ANSWERED) == answered_before + 1
+    assert_no_stale_work(resnet18.service, stale_before, answered_before + 1)
