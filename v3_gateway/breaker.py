@@ -73,7 +73,7 @@ class CircuitBreaker:
 
     def admit(self) -> None:
         """Let a call through or raise CircuitOpen. Every admitted call must end in
-        exactly one record_success() or record_failure()."""
+        exactly one record_success(), record_failure() or record_abandoned()."""
         with self._lock:
             state = self._state()
             if state == CLOSED:
