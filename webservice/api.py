@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from webservice import errors
+from webservice.connection import client_gone
 from webservice.stopping import stopping
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ def init_api(app: Flask, settings: UploadSettings, readiness: Readiness) -> None
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keys in the order written
     register_error_handlers(app)
     app.before_request(_refuse_when_stopping)
+    app.before_request(_refuse_if_client_gone)
     app.register_blueprint(health_blueprint(readiness.not_ready_reason))
     app.extensions[READINESS_EXTENSION] = readiness
 
@@ -111,6 +113,13 @@ def error_response(code: str, message: str, status: int, **details: Any) -> Resp
     response = jsonify({"error": {"code": code, "message": message, **details}})
     response.status_code = status
     return response
+
+
+def _refuse_if_client_gone() -> None:
+    """A request whose client left while it waited for a thread (a server frozen or
+    overloaded meanwhile) is answered to nobody: do none of its work."""
+    if client_gone():
+        raise errors.ClientGone("The client closed its connection before the request began.")
 
 
 def register_error_handlers(app: Flask) -> None:
