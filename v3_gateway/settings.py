@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from v3_gateway.routes import ModelRoute, RouteConfigError, build_routes, load_yaml, parse_pairs
 from webservice.api import UploadSettings
+from webservice.deadlines import FETCH_TOTAL_TIMEOUT_SECONDS, INFERENCE_ALLOWANCE_SECONDS
 from webservice.server import ServerSettings
 
 
@@ -27,8 +28,9 @@ class GatewaySettings(UploadSettings):
     # set it here as there), then the inference and its wait for a turn,
     # UPSTREAM_INFERENCE_TIMEOUT (a cold instance's start counts too). Past both the
     # service is hung: the gateway answers 504 and counts a failure against its circuit.
-    fetch_total_timeout: float = Field(20.0, gt=0)
-    upstream_inference_timeout: float = Field(2.0, gt=0)
+    # Defaults: the shared stop budget's (webservice/deadlines.py).
+    fetch_total_timeout: float = Field(FETCH_TOTAL_TIMEOUT_SECONDS, gt=0)
+    upstream_inference_timeout: float = Field(INFERENCE_ALLOWANCE_SECONDS, gt=0)
     # At most this many requests per model in flight per gateway worker. Keep it
     # below GUNICORN_THREADS so that one slow model leaves threads for the others.
     max_in_flight_per_model: int = Field(8, ge=1)

@@ -19,9 +19,10 @@ from webservice import errors
 
 log = logging.getLogger(__name__)
 
-# Error codes a model service gives when the *image host* failed, not itself:
-# they must not count against the model's circuit.
-IMAGE_HOST_CODES = frozenset({"image_host_failed", "timeout", "url_forbidden"})
+# Error codes a model service gives when the *image host* failed, not itself, or
+# when slow image hosts hold all its URL download slots (url_fetch_busy; uploads
+# still get through): they must not count against the model's circuit.
+IMAGE_HOST_CODES = frozenset({"image_host_failed", "timeout", "url_forbidden", "url_fetch_busy"})
 POST_HEADERS = ("Accept: application/json",)
 
 

@@ -81,15 +81,23 @@ def test_json_body_is_forwarded_with_the_routed_model(tmp_path, httpserver, mode
     }
 
 
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("image_host_failed", 502),
+        # Slow image hosts hold every URL download slot; uploads are still served.
+        ("url_fetch_busy", 503),
+    ],
+)
 def test_image_host_errors_are_relayed_and_do_not_trip_the_circuit(
-    tmp_path, httpserver, model_stub
+    tmp_path, httpserver, model_stub, code, status
 ):
-    failure = {"error": {"code": "image_host_failed", "message": "Could not reach the host."}}
-    httpserver.expect_request("/predict").respond_with_json(failure, status=502)
+    failure = {"error": {"code": code, "message": "The image host is the problem."}}
+    httpserver.expect_request("/predict").respond_with_json(failure, status=status)
     client = make_client(tmp_path, {"resnet18": model_stub})
     for _ in range(4):  # twice the breaker's fail_max
         answer = client.post("/predict", json={"url": "https://x.test/a.jpg"})
-        assert answer.status_code == 502
+        assert answer.status_code == status
         assert answer.get_json() == failure
     assert client.get("/models").get_json()["models"][0]["circuit"] == "closed"
 
