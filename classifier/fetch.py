@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -127,6 +128,17 @@ def _ip_literal(host: str | None):
         return None
 
 
+class _DirectSession(HTTPSession):
+    """Never through a proxy from the environment (HTTP_PROXY, ALL_PROXY...): through a
+    proxy the address guard would check the proxy's address, and the proxy would then
+    connect anywhere. The rest of the environment (a CA bundle) still counts."""
+
+    def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        settings: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
+        settings["proxies"] = {}
+        return settings
+
+
 def _session(limits: FetchLimits) -> requests.Session:
     config = Config(
         ip_filter_enable=True,
@@ -135,7 +147,7 @@ def _session(limits: FetchLimits) -> requests.Session:
         default_timeout=(limits.connect_timeout, limits.read_timeout),
         user_agent_override="image-classifier-fetch/1.0",
     )
-    session = HTTPSession(config)
+    session = _DirectSession(config)
     for prefix, https in (("http://", False), ("https://", True)):
         session.mount(prefix, _PolicyAdapter(https, allow_loopback=limits.allow_loopback))
     return session

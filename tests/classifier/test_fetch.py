@@ -79,6 +79,19 @@ def test_loopback_allowed_by_configuration(httpserver):
         fetch_image_bytes(httpserver.url_for("/img"), STRICT)
 
 
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
+def test_a_proxy_in_the_environment_is_not_used(httpserver, monkeypatch, variable):
+    # Through a proxy the guard would check the proxy's address, and the proxy would
+    # then reach any address it was given, the metadata server included.
+    httpserver.expect_request("/img").respond_with_data(b"abc", content_type="image/jpeg")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with ConnectionCounter() as proxy:
+        monkeypatch.setenv(variable, f"http://127.0.0.1:{proxy.port}")
+        assert fetch_image_bytes(httpserver.url_for("/img"), LOOPBACK_OK) == b"abc"
+    assert proxy.connections == 0
+
+
 def _redirect(location: str) -> Response:
     return Response(status=302, headers={"Location": location})
 
