@@ -88,7 +88,7 @@ def test_a_first_build_whose_pull_does_not_tolerate_absence_fails_at_the_pull(fo
     config = variant(tmp_path, "cloudbuild_frontend_v1.yaml", untolerant)
     status, output, summary = cloudbuild_local(folder, config, "--fresh-registry")
     assert status == 1, output
-    assert summary["failed_step"] == 0
+    assert summary["failed_step"] == 0, output
     assert [s["status"] for s in summary["steps"]] == ["FAILURE", *["QUEUED"] * 4]
     assert 'ERROR: build step 0 "gcr.io/cloud-builders/docker" failed' in output
     assert f"manifest for {AR}/frontend-base:latest not found" in output
@@ -122,7 +122,7 @@ def test_a_misspelled_build_argument_fails_the_app_build(folder, tmp_path):
     config = variant(tmp_path, "cloudbuild_frontend_v2.yaml", misspelled)
     status, output, summary = cloudbuild_local(folder, config)
     assert status == 1, output
-    assert summary["failed_step"] == 3
+    assert summary["failed_step"] == 3, output
     assert "build-args ['BASEIMAGE'] were not consumed" in output
 
 
