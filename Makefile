@@ -18,7 +18,7 @@ TEST_WORKERS ?= 2
 # machine's pip configuration (whose CPU torch wheel does not fit torchvision).
 UV := $(PYTHON) -m uv
 
-.PHONY: help setup run serve test test-fast lint format grade bench handout clean
+.PHONY: help setup run serve test test-fast lint format grade bench handout clean loadtest
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,3 +66,17 @@ clean:  ## remove the virtual environment and caches
 bench: setup  ## benchmark backend_v1 against the limit, the original kit and LitServe (<= 10 min)
 	$(UV) pip install --quiet --python $(BIN)/python -r requirements/bench.txt
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench $(BENCH_ARGS)
+
+# ---- load test against objectives (tools/loadtest) ----------------------------
+USERS ?= 4
+SECONDS ?= 30
+MAX_REQUESTS ?= 5000
+SUCCESS ?= 99.5
+P95_MS ?= 1000
+loadtest: setup  ## load a service and judge it: make loadtest URL=<base url> [USERS=4 SECONDS=30 P95_MS=1000 SUCCESS=99.5]
+	@test -n "$(URL)" || { echo "usage: make loadtest URL=<service base URL> [USERS=4] [SECONDS=30] [MAX_REQUESTS=5000] [SUCCESS=99.5] [P95_MS=1000] [P99_MS=...] [MIN_RPS=...] [HEADER='Authorization: Bearer ...'] [OUT=build/loadtest]" >&2; exit 2; }
+	@$(UV) pip install --quiet --python $(BIN)/python -r requirements/loadtest.txt
+	$(BIN)/python -m tools.loadtest "$(URL)" --users $(USERS) --seconds $(SECONDS) \
+	  --max-requests $(MAX_REQUESTS) --success $(SUCCESS) --p95-ms $(P95_MS) \
+	  $(if $(P99_MS),--p99-ms $(P99_MS)) $(if $(MIN_RPS),--min-rps $(MIN_RPS)) \
+	  $(if $(OUT),--out "$(OUT)") $(if $(HEADER),--header "$(HEADER)")
