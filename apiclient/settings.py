@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,3 +21,12 @@ class ClientSettings(BaseSettings):
     # Cloud Run cold start can take tens of seconds, so reads get a long budget.
     api_read_timeout: float = Field(60.0, gt=0, description="seconds to wait for an answer")
     api_connect_retries: int = Field(2, ge=0, le=5, description="retries of failed connects")
+    # "id-token": call a private backend with a Google-signed ID token (apiclient/auth.py).
+    backend_auth: Literal["none", "id-token"] = Field(
+        "none", description="none | id-token (Cloud Run service-to-service authentication)"
+    )
+
+    @field_validator("backend_auth", mode="before")
+    @classmethod
+    def _unset_is_none(cls, value: object) -> object:
+        return "none" if value is None or str(value).strip() == "" else str(value).strip()
