@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import answers, assignment
+from autograder import answers, assignment, extensions
 from autograder.context import DEFAULT_PROBE_IMAGE_URL, GradingContext, Options
 from autograder.engine import (
     ERROR,
@@ -239,6 +239,12 @@ class GraderPlugin:
             )
         for line in summary_text(self.rubric, results, str(self.submission.root)).splitlines():
             terminalreporter.write_line(line)
+        going_further = extensions.review(self.submission.root, self.submission.layout)
+        feedback = extensions.feedback_text(*going_further)
+        if feedback:
+            terminalreporter.write_line("")
+            for line in feedback.splitlines():
+                terminalreporter.write_line(line)
         parsed = self._answers()
         extra = {
             "name": parsed.name if parsed else "",
@@ -250,6 +256,8 @@ class GraderPlugin:
         results_path = config.getoption("results_json")
         if results_path:
             data = results_json(self.rubric, results, self.submission.name, extra)
+            if feedback:  # shown on Gradescope as a test worth nothing
+                data["tests"].append(extensions.gradescope_entry(feedback))
             write_results_json(Path(results_path), data)
             terminalreporter.write_line(f"results written to {results_path}")
         sheet = config.getoption("grading_sheet")
