@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Going further (reference solution): the service account deploy-on-push
-# builds run as, shared by the Cloud Build trigger (create_trigger_backend_v1.sh)
+# builds run as, shared by the Cloud Build trigger (create_trigger.sh)
 # and the GitHub Actions workflow (setup_github_wif.sh). It may push images,
 # write logs and deploy to Cloud Run, acting as the services' runtime account;
 # nothing else. Run by those two scripts; running it again changes nothing.

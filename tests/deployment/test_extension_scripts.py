@@ -49,11 +49,11 @@ def runs():
         "private_backend": run("deploy_backend_v1_private.sh"),
         "private_frontend": run("deploy_frontend_v1_private.sh"),
         "v3_private": run("deploy_v3_private.sh"),
-        "trigger": run("create_trigger_backend_v1.sh"),
+        "trigger": run("create_trigger.sh"),
         "wif": run("setup_github_wif.sh"),
         "gcs": run("deploy_backend_v1_gcs.sh"),
         "gcs_mount": run("deploy_backend_v1_gcs.sh", MOUNT="1"),
-        "teardown": run("teardown_extensions.sh"),
+        "teardown": run("teardown.sh"),
     }
 
 
@@ -159,7 +159,7 @@ def test_the_trigger_runs_that_config_on_main_as_the_build_account(runs):
 
 def test_a_missing_github_repository_stops_the_trigger_script_with_the_reason():
     result = run_script(
-        "solution/extensions/create_trigger_backend_v1.sh", tree=kit.REPO_ROOT, env={}
+        "solution/extensions/create_trigger.sh", tree=kit.REPO_ROOT, env={}
     )
     assert result.exit_code != 0
     assert "set GITHUB_OWNER" in result.stderr

@@ -3,7 +3,7 @@
 # made, and nothing the graded questions need (backend-v1, frontend-v1,
 # backend-v2, frontend-v2 and the images stay). Safe to run twice: what is
 # already gone is skipped.
-# Usage, from any folder:  bash solution/extensions/teardown_extensions.sh
+# Usage, from any folder:  bash solution/extensions/teardown.sh
 set -euo pipefail
 
 region="northamerica-northeast1"

@@ -5,7 +5,7 @@
 # Once, in the console: Cloud Build > Repositories > connect your GitHub
 # repository (this installs Google's Cloud Build app on it).
 # Usage, from any folder:
-#   GITHUB_OWNER=you GITHUB_REPO=your-repo bash solution/extensions/create_trigger_backend_v1.sh
+#   GITHUB_OWNER=you GITHUB_REPO=your-repo bash solution/extensions/create_trigger.sh
 # Check: push a commit to main, then  gcloud builds list --region=northamerica-northeast1
 set -euo pipefail
 script_dir="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
