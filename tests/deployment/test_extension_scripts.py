@@ -158,9 +158,7 @@ def test_the_trigger_runs_that_config_on_main_as_the_build_account(runs):
 
 
 def test_a_missing_github_repository_stops_the_trigger_script_with_the_reason():
-    result = run_script(
-        "solution/extensions/create_trigger.sh", tree=kit.REPO_ROOT, env={}
-    )
+    result = run_script("solution/extensions/create_trigger.sh", tree=kit.REPO_ROOT, env={})
     assert result.exit_code != 0
     assert "set GITHUB_OWNER" in result.stderr
     assert not result.gcloud_calls
