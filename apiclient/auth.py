@@ -17,16 +17,26 @@ google-auth is imported on first use, so `import apiclient` stays light.
 from __future__ import annotations
 
 import threading
+import time
 from functools import cache
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import requests
+from pydantic import BeforeValidator
 
 from apiclient.errors import BackendAuthFailed
 
 AUTH_ID_TOKEN = "id-token"  # noqa: S105 (a mode name, not a secret)
 AUTH_NONE = "none"
+
+
+def _unset_is_none(value: object) -> object:
+    return AUTH_NONE if value is None or str(value).strip() == "" else str(value).strip()
+
+
+# BACKEND_AUTH in a settings object: "none" (also when empty) or "id-token".
+BackendAuth = Annotated[Literal["none", "id-token"], BeforeValidator(_unset_is_none)]
 
 
 def audience_of(base_url: str) -> str:
@@ -38,42 +48,58 @@ def audience_of(base_url: str) -> str:
 class IdTokenSource:
     """Google-signed ID tokens for one audience, fetched when missing or about to expire."""
 
+    # After a failed lookup, calls fail fast for this long instead of each waiting
+    # for google-auth's retries against a metadata server that is not there.
+    FAILURE_MEMORY_SECONDS = 10.0
+
     def __init__(self, audience: str) -> None:
         self.audience = audience
         self._lock = threading.Lock()
         self._credentials: Any = None
         self._claims: dict[str, Any] = {}
+        self._failure: BackendAuthFailed | None = None
+        self._failed_at = 0.0
 
     def token(self) -> str:
+        with self._lock:
+            now = time.monotonic()
+            if self._failure and now - self._failed_at < self.FAILURE_MEMORY_SECONDS:
+                raise self._failure
+            try:
+                return self._fetch()
+            except BackendAuthFailed as exc:
+                self._failure, self._failed_at = exc, now
+                raise
+
+    def _fetch(self) -> str:
         from google.auth import exceptions, jwt
         from google.auth.transport.requests import Request
         from google.oauth2 import id_token
 
-        with self._lock:
-            session = requests.Session()
-            session.trust_env = False  # the metadata server is never reached through a proxy
-            request = Request(session)
-            try:
-                if self._credentials is None:
-                    self._credentials = id_token.fetch_id_token_credentials(
-                        self.audience, request=request
-                    )
-                if not self._credentials.valid:  # none yet, or within google-auth's threshold
-                    self._credentials.refresh(request)
-                    self._claims = jwt.decode(self._credentials.token, verify=False)
-            except exceptions.DefaultCredentialsError as exc:
-                raise BackendAuthFailed(
-                    "BACKEND_AUTH=id-token, but no Google identity is available here: "
-                    f"{exc}. On Cloud Run the metadata server provides it; locally, leave "
-                    "BACKEND_AUTH unset (local services are public)."
-                ) from exc
-            except (exceptions.GoogleAuthError, ValueError) as exc:
-                raise BackendAuthFailed(
-                    f"Could not get an ID token for {self.audience} from the metadata server: {exc}"
-                ) from exc
-            finally:
-                session.close()
-            return self._credentials.token
+        session = requests.Session()
+        session.trust_env = False  # the metadata server is never reached through a proxy
+        request = Request(session)
+        try:
+            if self._credentials is None:
+                self._credentials = id_token.fetch_id_token_credentials(
+                    self.audience, request=request
+                )
+            if not self._credentials.valid:  # none yet, or within google-auth's threshold
+                self._credentials.refresh(request)
+                self._claims = jwt.decode(self._credentials.token, verify=False)
+        except exceptions.DefaultCredentialsError as exc:
+            raise BackendAuthFailed(
+                "BACKEND_AUTH=id-token, but no Google identity is available here: "
+                f"{exc}. On Cloud Run the metadata server provides it; locally, leave "
+                "BACKEND_AUTH unset (local services are public)."
+            ) from exc
+        except (exceptions.GoogleAuthError, ValueError) as exc:
+            raise BackendAuthFailed(
+                f"Could not get an ID token for {self.audience} from the metadata server: {exc}"
+            ) from exc
+        finally:
+            session.close()
+        return self._credentials.token
 
     @property
     def identity(self) -> str | None:
@@ -105,19 +131,27 @@ def cloud_run_service(base_url: str) -> str:
     return "<backend service>"
 
 
-def refused_message(status: int, base_url: str, identity: str | None, auth: str) -> str:
-    """What a 401/403 from a backend means here, and the command that fixes it."""
+def refused_message(
+    status: int,
+    base_url: str,
+    identity: str | None,
+    auth: str,
+    *,
+    caller: str = "frontend",
+    callee: str = "backend",
+) -> str:
+    """What a 401/403 from a called service means here, and the command that fixes it."""
     service = cloud_run_service(base_url)
     if auth == AUTH_ID_TOKEN:
-        member = f"serviceAccount:{identity}" if identity else "serviceAccount:<frontend's SA>"
+        account = identity or f"<the {caller}'s service account>"
         return (
-            f"The backend refused the frontend's identity (HTTP {status}): grant "
-            f"roles/run.invoker to {identity or 'the service account this frontend runs as'} "
+            f"The {callee} refused the {caller}'s identity (HTTP {status}): grant "
+            f"roles/run.invoker to {account} "
             f"on {service}: gcloud run services add-iam-policy-binding {service} "
-            f"--region=<region> --member={member} --role=roles/run.invoker"
+            f"--region=<region> --member=serviceAccount:{account} --role=roles/run.invoker"
         )
     return (
-        f"The backend refused the call (HTTP {status}): it accepts only authenticated callers. "
-        "Either deploy it with --allow-unauthenticated, or set BACKEND_AUTH=id-token on this "
-        f"frontend and grant its service account roles/run.invoker on {service}."
+        f"The {callee} refused the call (HTTP {status}): it accepts only authenticated callers. "
+        f"Either deploy it with --allow-unauthenticated, or set BACKEND_AUTH=id-token on the "
+        f"{caller} and grant its service account roles/run.invoker on {service}."
     )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from apiclient.auth import BackendAuth
 
 
 class ClientSettings(BaseSettings):
@@ -22,11 +22,6 @@ class ClientSettings(BaseSettings):
     api_read_timeout: float = Field(60.0, gt=0, description="seconds to wait for an answer")
     api_connect_retries: int = Field(2, ge=0, le=5, description="retries of failed connects")
     # "id-token": call a private backend with a Google-signed ID token (apiclient/auth.py).
-    backend_auth: Literal["none", "id-token"] = Field(
+    backend_auth: BackendAuth = Field(
         "none", description="none | id-token (Cloud Run service-to-service authentication)"
     )
-
-    @field_validator("backend_auth", mode="before")
-    @classmethod
-    def _unset_is_none(cls, value: object) -> object:
-        return "none" if value is None or str(value).strip() == "" else str(value).strip()

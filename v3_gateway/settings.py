@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from apiclient.auth import BackendAuth
 from classifier.server_config import ServerSettings
 from v3_gateway.routes import ModelRoute, RouteConfigError, build_routes, load_yaml, parse_pairs
 
@@ -40,6 +41,8 @@ class GatewaySettings(BaseSettings):
     probe_cache_seconds: float = Field(2.0, ge=0)
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0)
     max_response_bytes: int = Field(1024 * 1024, gt=0)
+    # "id-token": call private model services with a Google ID token (apiclient/auth.py).
+    backend_auth: BackendAuth = Field("none", description="none | id-token")
 
     @model_validator(mode="after")
     def _check_routes(self) -> GatewaySettings:

@@ -18,8 +18,9 @@ from werkzeug import Request, Response
 
 from apiclient import ClientSettings
 from apiclient.auth import audience_of, cloud_run_service, refused_message
+from tests.support.listener import ConnectionCounter
 from tests.support.metadata_server import FakeMetadataServer, jwt_claims
-from tests.support.servers import REPO_ROOT, free_port
+from tests.support.servers import REPO_ROOT
 
 FRONTEND_SA = "frontend-v1-sa@student-project.iam.gserviceaccount.com"
 GOOGLE_403 = (
@@ -125,18 +126,22 @@ def test_a_refused_identity_says_which_role_to_grant_to_whom(httpserver):
     assert f"--member=serviceAccount:{FRONTEND_SA} --role=roles/run.invoker" in outcome["message"]
 
 
-def test_no_metadata_server_is_a_clear_error_not_a_hang(backend):
-    dead = f"127.0.0.1:{free_port()}"
-    env = {
-        "GCE_METADATA_HOST": dead,
-        "GCE_METADATA_IP": dead,
-        "BACKEND_AUTH": "id-token",
-        "SERVING_URL": backend.url,
-    }
-    [outcome] = run_fresh("calls", "1", env=env)
-    assert outcome["kind"] == "auth"
-    assert "no Google identity is available here" in outcome["message"]
-    assert "leave BACKEND_AUTH unset" in outcome["message"]
+def test_no_metadata_server_is_a_clear_error_and_is_not_asked_again_at_once(backend):
+    # A listener that closes every connection: google-auth's ping fails each try.
+    with ConnectionCounter() as listener:
+        address = f"127.0.0.1:{listener.port}"
+        env = {
+            "GCE_METADATA_HOST": address,
+            "GCE_METADATA_IP": address,
+            "GCE_METADATA_DETECT_RETRIES": "2",
+            "BACKEND_AUTH": "id-token",
+            "SERVING_URL": backend.url,
+        }
+        outcomes = run_fresh("calls", "3", env=env)
+    assert [outcome["kind"] for outcome in outcomes] == ["auth"] * 3
+    assert "no Google identity is available here" in outcomes[0]["message"]
+    assert "leave BACKEND_AUTH unset" in outcomes[0]["message"]
+    assert listener.connections == 2  # one lookup's two tries; the next calls fail fast
     assert backend.authorizations == []  # nothing was sent without the token
 
 
