@@ -24,7 +24,7 @@ import torchvision
 from torch import nn
 from torchvision.transforms import v2 as T
 
-from classifier import errors
+from classifier import errors, gcs_weights
 
 log = logging.getLogger(__name__)
 
@@ -156,14 +156,18 @@ def get_spec(name: str) -> ModelSpec:
 class WeightsSource:
     """A parsed MODEL_WEIGHTS value."""
 
-    kind: str  # "default", "random", "file" or "dir"
+    kind: str  # "default", "random", "file", "dir" or "gcs"
     path: Path | None = None
+    uri: str = ""  # gs://bucket/object.pth or gs://bucket/folder/ (kind "gcs")
+    max_download_bytes: int = gcs_weights.DEFAULT_MAX_BYTES
 
     @classmethod
-    def parse(cls, value: str) -> WeightsSource:
+    def parse(cls, value: str, max_download_bytes: int = gcs_weights.DEFAULT_MAX_BYTES):
         value = (value or "default").strip()
         if value in ("default", "random"):
             return cls(value)
+        if value.startswith(gcs_weights.SCHEME):
+            return cls("gcs", uri=value, max_download_bytes=max_download_bytes)
         path = Path(value).expanduser()
         return cls("dir" if path.is_dir() else "file", path)
 
@@ -180,10 +184,24 @@ class WeightsSource:
         if self.kind == "dir":
             assert self.path is not None
             return self.path / f"{spec.name}.pth"
+        if self.kind == "gcs":  # downloaded once per process (classifier/gcs_weights.py)
+            return self._fetched(spec).path
         return None
+
+    def _fetched(self, spec: ModelSpec) -> gcs_weights.Fetched:
+        uri = gcs_weights.object_uri(self.uri, spec.name)
+        return gcs_weights.fetch(uri, self.max_download_bytes)
+
+    def origin(self, spec: ModelSpec) -> str:
+        """Where `spec`'s weights come from, as a person would name it."""
+        if self.kind == "gcs":
+            return gcs_weights.object_uri(self.uri, spec.name)
+        return str(self.path_for(spec))
 
     def missing_reason(self, spec: ModelSpec) -> str | None:
         """Why `spec` cannot be loaded from this source, with what to do; None if it can."""
+        if self.kind == "gcs":
+            return self._fetched(spec).problem
         path = self.path_for(spec)
         if path is None or path.is_file():
             return None
@@ -222,7 +240,7 @@ def load_model(name: str, source: WeightsSource) -> LoadedModel:
         raise errors.ModelUnavailable(reason, model=name)
     module = spec.build()
     path = source.path_for(spec)
-    if path is None:
+    if source.is_random or path is None:
         log.warning(
             "MODEL %s HAS RANDOM, UNTRAINED WEIGHTS: predictions are meaningless "
             "(MODEL_WEIGHTS=random is for smoke tests only).",
@@ -231,7 +249,7 @@ def load_model(name: str, source: WeightsSource) -> LoadedModel:
         origin = "random (untrained)"
     else:
         _load_state_dict(module, path, name)
-        origin = str(path)
+        origin = source.origin(spec)
     return ready_for_inference(spec, module, origin)
 
 

@@ -14,7 +14,11 @@ class ServingSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
     model_name: str = Field(DEFAULT_MODEL, description="catalog name of the model to serve")
-    model_weights: str = Field("default", description="default | random | <file> | <dir>")
+    model_weights: str = Field(
+        "default", description="default | random | <file> | <dir> | gs://<bucket>/<object>"
+    )
+    # The largest weights object MODEL_WEIGHTS=gs://... may download (classifier/gcs_weights.py).
+    model_weights_max_bytes: int = Field(512 * 1024 * 1024, gt=0)
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, gt=0)
     default_top_k: int = Field(5, ge=1, le=20)
@@ -26,7 +30,7 @@ class ServingSettings(BaseSettings):
 
     @property
     def weights_source(self) -> WeightsSource:
-        return WeightsSource.parse(self.model_weights)
+        return WeightsSource.parse(self.model_weights, self.model_weights_max_bytes)
 
     @property
     def fetch_limits(self) -> FetchLimits:
