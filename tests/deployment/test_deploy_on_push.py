@@ -92,3 +92,12 @@ def test_real_gcloud_accepts_its_commands_once_filled_in(tmp_path):
     config.write_text("steps:\n- name: gcr.io/cloud-builders/docker\n  args: [version]\n")
     for verdict in gcloud_oracle.check_commands(commands, cwd=tmp_path):
         assert verdict.accepted, f"{' '.join(verdict.argv)}\n{verdict.message}"
+
+
+def test_the_template_follows_githubs_workflow_schema():
+    result = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+         str(TEMPLATE)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
