@@ -4,7 +4,7 @@ The object is downloaded once per process (google-cloud-storage, as the
 service's own account: on Cloud Run the metadata server's credentials) into a
 private temporary file, which the usual loader then reads like any other
 weights file. A `gs://bucket/folder/` URI holds one `<model>.pth` per model,
-as a local folder does.
+as a local folder does (WeightsSource.origin names the object).
 
 What goes wrong says how to fix it: a missing object or bucket, access denied
 (the role to grant), no credentials at all, or an object above the size limit
@@ -19,19 +19,17 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 log = logging.getLogger(__name__)
 
 SCHEME = "gs://"
-DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 TIMEOUT_SECONDS = 120.0
 
 
-@dataclass(frozen=True)
-class Fetched:
+class Fetched(NamedTuple):
     """A downloaded object's local file, or why there is none."""
 
     path: Path | None
@@ -42,11 +40,6 @@ def split_uri(uri: str) -> tuple[str, str]:
     """('bucket', 'path/in/bucket') of gs://bucket/path/in/bucket."""
     bucket, _, name = uri.removeprefix(SCHEME).partition("/")
     return bucket, name
-
-
-def object_uri(uri: str, model: str) -> str:
-    """The object holding `model`'s weights: the URI itself, or <model>.pth in a gs:// folder."""
-    return f"{uri}{model}.pth" if uri.endswith("/") else uri
 
 
 def check_uri(uri: str) -> str | None:
@@ -61,7 +54,7 @@ def check_uri(uri: str) -> str | None:
 
 
 @cache
-def fetch(uri: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Fetched:
+def fetch(uri: str, max_bytes: int) -> Fetched:
     """Download gs://bucket/object once per process; never raises."""
     problem = check_uri(uri)
     if problem:

@@ -24,7 +24,7 @@ import torchvision
 from torch import nn
 from torchvision.transforms import v2 as T
 
-from classifier import errors, gcs_weights
+from classifier import errors
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +152,13 @@ def get_spec(name: str) -> ModelSpec:
         ) from None
 
 
+GCS_SCHEME = "gs://"
+# A gs:// object's URI -> (its local copy, or None and why not): classifier/gcs_weights.py,
+# handed in by the serving settings, so that this module alone (which the base image's
+# prefetch step copies) needs no Cloud Storage code.
+Fetch = Callable[[str], tuple[Path | None, str | None]]
+
+
 @dataclass(frozen=True)
 class WeightsSource:
     """A parsed MODEL_WEIGHTS value."""
@@ -159,15 +166,15 @@ class WeightsSource:
     kind: str  # "default", "random", "file", "dir" or "gcs"
     path: Path | None = None
     uri: str = ""  # gs://bucket/object.pth or gs://bucket/folder/ (kind "gcs")
-    max_download_bytes: int = gcs_weights.DEFAULT_MAX_BYTES
+    fetch: Fetch | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def parse(cls, value: str, max_download_bytes: int = gcs_weights.DEFAULT_MAX_BYTES):
+    def parse(cls, value: str, fetch: Fetch | None = None) -> WeightsSource:
         value = (value or "default").strip()
         if value in ("default", "random"):
             return cls(value)
-        if value.startswith(gcs_weights.SCHEME):
-            return cls("gcs", uri=value, max_download_bytes=max_download_bytes)
+        if value.startswith(GCS_SCHEME):
+            return cls("gcs", uri=value, fetch=fetch)
         path = Path(value).expanduser()
         return cls("dir" if path.is_dir() else "file", path)
 
@@ -185,23 +192,24 @@ class WeightsSource:
             assert self.path is not None
             return self.path / f"{spec.name}.pth"
         if self.kind == "gcs":  # downloaded once per process (classifier/gcs_weights.py)
-            return self._fetched(spec).path
+            return self._fetched(spec)[0]
         return None
 
-    def _fetched(self, spec: ModelSpec) -> gcs_weights.Fetched:
-        uri = gcs_weights.object_uri(self.uri, spec.name)
-        return gcs_weights.fetch(uri, self.max_download_bytes)
+    def _fetched(self, spec: ModelSpec) -> tuple[Path | None, str | None]:
+        if self.fetch is None:
+            return None, f"MODEL_WEIGHTS={self.uri}: nothing here reads Cloud Storage."
+        return self.fetch(self.origin(spec))
 
     def origin(self, spec: ModelSpec) -> str:
         """Where `spec`'s weights come from, as a person would name it."""
-        if self.kind == "gcs":
-            return gcs_weights.object_uri(self.uri, spec.name)
+        if self.kind == "gcs":  # the URI itself, or <model>.pth in a gs:// folder
+            return f"{self.uri}{spec.name}.pth" if self.uri.endswith("/") else self.uri
         return str(self.path_for(spec))
 
     def missing_reason(self, spec: ModelSpec) -> str | None:
         """Why `spec` cannot be loaded from this source, with what to do; None if it can."""
         if self.kind == "gcs":
-            return self._fetched(spec).problem
+            return self._fetched(spec)[1]
         path = self.path_for(spec)
         if path is None or path.is_file():
             return None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from classifier import gcs_weights
 from classifier.fetch import FetchLimits
 from classifier.images import DEFAULT_MAX_PIXELS
 from classifier.models import DEFAULT_MODEL, WeightsSource
@@ -30,7 +33,8 @@ class ServingSettings(BaseSettings):
 
     @property
     def weights_source(self) -> WeightsSource:
-        return WeightsSource.parse(self.model_weights, self.model_weights_max_bytes)
+        fetch = partial(gcs_weights.fetch, max_bytes=self.model_weights_max_bytes)
+        return WeightsSource.parse(self.model_weights, fetch)
 
     @property
     def fetch_limits(self) -> FetchLimits:

@@ -16,11 +16,17 @@ import torchvision
 
 from classifier import gcs_weights
 from classifier.models import CATALOG, WeightsSource, load_model, load_or_exit
+from classifier.settings import ServingSettings
 from tests.support.images import sample_jpeg
 from tests.support.servers import start_service
 from tests.support.storage_emulator import StorageEmulator
 
 RESNET18 = CATALOG["resnet18"]
+
+
+def gcs_source(uri: str, **settings) -> WeightsSource:
+    """MODEL_WEIGHTS=uri as a backend reads it: through its serving settings."""
+    return ServingSettings(model_weights=uri, **settings).weights_source
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +54,7 @@ def storage_env(emulator, monkeypatch):
 
 
 def test_a_state_dict_in_a_bucket_loads_and_says_where_it_came_from(storage_env, caplog):
-    source = WeightsSource.parse("gs://models/resnet18.pth")
+    source = gcs_source("gs://models/resnet18.pth")
     assert (source.kind, source.uri) == ("gcs", "gs://models/resnet18.pth")
     with caplog.at_level(logging.INFO, logger="classifier.gcs_weights"):
         loaded = load_model("resnet18", source)
@@ -62,7 +68,7 @@ def test_a_state_dict_in_a_bucket_loads_and_says_where_it_came_from(storage_env,
 
 
 def test_a_folder_in_a_bucket_holds_one_file_per_model(storage_env):
-    source = WeightsSource.parse("gs://models/all/")
+    source = gcs_source("gs://models/all/")
     assert source.missing_reason(RESNET18) is None
     assert source.origin(RESNET18) == "gs://models/all/resnet18.pth"
     reason = source.missing_reason(CATALOG["resnet50"])
@@ -71,7 +77,7 @@ def test_a_folder_in_a_bucket_holds_one_file_per_model(storage_env):
 
 def test_the_object_is_downloaded_once_per_process(storage_env, resnet18_state):
     storage_env.upload("models", "cached.pth", resnet18_state)
-    source = WeightsSource.parse("gs://models/cached.pth")
+    source = gcs_source("gs://models/cached.pth")
     first = source.path_for(RESNET18)
     assert first is not None
     assert first.read_bytes() == resnet18_state
@@ -82,9 +88,9 @@ def test_the_object_is_downloaded_once_per_process(storage_env, resnet18_state):
 
 
 def test_a_missing_object_stops_the_start_with_the_fix(storage_env):
-    source = WeightsSource.parse("gs://models/resnet50.pth")
+    source = gcs_source("gs://models/resnet50.pth")
     with pytest.raises(SystemExit) as stopped:
-        load_or_exit("resnet18", WeightsSource.parse("gs://models/missing.pth"))
+        load_or_exit("resnet18", gcs_source("gs://models/missing.pth"))
     message = str(stopped.value)
     assert message.startswith("cannot start: MODEL_WEIGHTS=gs://models/missing.pth: there is no")
     assert "gcloud storage cp <file>.pth gs://models/missing.pth" in message
@@ -92,7 +98,7 @@ def test_a_missing_object_stops_the_start_with_the_fix(storage_env):
 
 
 def test_an_object_above_the_limit_is_refused_before_it_is_downloaded(storage_env, tmp_path):
-    source = WeightsSource.parse("gs://models/resnet18.pth", max_download_bytes=1_000_000)
+    source = gcs_source("gs://models/resnet18.pth", model_weights_max_bytes=1_000_000)
     reason = source.missing_reason(RESNET18)
     assert "is 46835019 bytes, more than MODEL_WEIGHTS_MAX_BYTES=1000000" in reason
     assert source.path_for(RESNET18) is None
@@ -101,7 +107,7 @@ def test_an_object_above_the_limit_is_refused_before_it_is_downloaded(storage_en
 @pytest.mark.parametrize("uri", ["gs://", "gs://bucket-only", "gs:///resnet18.pth"])
 def test_a_uri_without_an_object_is_explained_without_asking_anyone(uri):
     gcs_weights.fetch.cache_clear()
-    reason = WeightsSource.parse(uri).missing_reason(RESNET18)
+    reason = gcs_source(uri).missing_reason(RESNET18)
     assert "names no object: use gs://<bucket>/<path>.pth" in reason
 
 
@@ -135,7 +141,7 @@ def test_access_denied_names_the_role_to_grant(monkeypatch):
     gcs_weights.fetch.cache_clear()
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_port}")
     try:
-        reason = WeightsSource.parse("gs://private-models/resnet18.pth").missing_reason(RESNET18)
+        reason = gcs_source("gs://private-models/resnet18.pth").missing_reason(RESNET18)
     finally:
         server.shutdown()
         gcs_weights.fetch.cache_clear()
@@ -152,7 +158,7 @@ def test_no_credentials_at_all_is_explained(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))  # no gcloud application-default credentials
     monkeypatch.setenv("GCE_METADATA_DETECT_RETRIES", "1")
     try:
-        reason = WeightsSource.parse("gs://models/resnet18.pth").missing_reason(RESNET18)
+        reason = gcs_source("gs://models/resnet18.pth").missing_reason(RESNET18)
     finally:
         gcs_weights.fetch.cache_clear()
     assert "needs Google credentials, and there are none here" in reason
@@ -201,3 +207,8 @@ def test_a_backend_whose_weights_are_missing_stops_with_the_reason(emulator, ser
     assert "cannot start: MODEL_WEIGHTS=gs://models/typo.pth: there is no object" in str(
         failed.value
     )
+
+
+def test_without_the_serving_settings_a_gs_uri_is_not_fetched():
+    reason = WeightsSource.parse("gs://models/resnet18.pth").missing_reason(RESNET18)
+    assert reason == "MODEL_WEIGHTS=gs://models/resnet18.pth: nothing here reads Cloud Storage."
