@@ -25,3 +25,19 @@ class ClientSettings(BaseSettings):
     backend_auth: BackendAuth = Field(
         "none", description="none | id-token (Cloud Run service-to-service authentication)"
     )
+
+
+# The backends' default MAX_UPLOAD_BYTES (classifier/settings.py; a test keeps them equal).
+DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+
+
+class FrontendSettings(ClientSettings):
+    """What both Streamlit frontends read: the client's settings, plus what the page shows."""
+
+    default_top_k: int = Field(5, ge=1, le=20, description="predictions shown by default")
+    # Short, so a model whose weights appear shows up soon, yet page reruns stay cheap.
+    models_ttl_seconds: float = Field(30, gt=0, description="how long /models stays cached")
+    # Set it to the backend's MAX_UPLOAD_BYTES, so the uploader refuses what the backend would.
+    max_upload_bytes: int = Field(
+        DEFAULT_MAX_UPLOAD_BYTES, gt=0, description="largest upload, as the backend's limit"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
@@ -20,8 +21,10 @@ from apiclient.errors import ApiClientError, BackendError
 from apiclient.settings import ClientSettings
 
 CLIENT_KEY = "api_client"
-# The formats the backends decode (classifier/images.py ALLOWED_FORMATS).
+# The formats the backends decode (classifier/images.py ALLOWED_FORMATS), by file extension.
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp"]
+FORMAT_NAMES = "JPEG, PNG, WebP, GIF or BMP"
+MB = 1024 * 1024  # Streamlit's upload limit is in these units
 
 
 def session_client(settings: ClientSettings) -> ApiClient:
@@ -71,13 +74,43 @@ class ImageChoice:
         return client.predict_url(self.url, model=model, top_k=top_k)
 
 
-def image_input(key: str) -> ImageChoice | None:
-    """A URL box and a file uploader; an upload wins over a URL. Shows a preview."""
+def upload_limit_mb(max_upload_bytes: int) -> int:
+    """The backend's upload limit in whole MB (Streamlit's unit), never above it."""
+    return max(1, max_upload_bytes // MB)
+
+
+def unsupported_reason(filename: str, limit_mb: int) -> str | None:
+    """Why an uploaded file will not be sent to the backend, or None if it may be."""
+    extension = Path(filename).suffix.lower().removeprefix(".")
+    if extension in UPLOAD_TYPES:
+        return None
+    return (
+        f"{filename} is not an image this app can classify. "
+        f"Upload a {FORMAT_NAMES} file of at most {limit_mb} MB."
+    )
+
+
+def image_input(key: str, max_upload_bytes: int) -> ImageChoice | None:
+    """A URL box and a file uploader; an upload wins over a URL. Shows a preview.
+
+    The uploader takes any file type and says here why one is refused: with a
+    `type=` filter, Streamlit would mark another file with a red icon and no words.
+    """
+    limit = upload_limit_mb(max_upload_bytes)
     url = st.text_input(
         "Image URL", key=f"{key}-url", placeholder="https://upload.wikimedia.org/...jpg"
     ).strip()
-    upload = st.file_uploader("... or upload an image", type=UPLOAD_TYPES, key=f"{key}-upload")
+    upload = st.file_uploader(
+        f"... or upload an image ({FORMAT_NAMES})",
+        key=f"{key}-upload",
+        max_upload_size=limit,
+        help=f"At most {limit} MB, the backend's limit (MAX_UPLOAD_BYTES).",
+    )
     if upload is not None:
+        reason = unsupported_reason(upload.name, limit)
+        if reason:
+            st.error(reason)
+            return None
         choice = ImageChoice(
             "upload", upload.name, data=upload.getvalue(), upload_id=upload.file_id
         )

@@ -7,7 +7,6 @@ text); the points come from the instructor's grading sheet.
 from __future__ import annotations
 
 import csv
-import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,17 +73,6 @@ def normalize(text: str) -> str:
     return " ".join(re.sub(r"[*_`>#]", " ", text).lower().split())
 
 
-def similarity(first: str, second: str) -> float:
-    """How alike two answers are (0..1), after normalising case, markup and spacing."""
-    a, b = normalize(first), normalize(second)
-    if not a or not b:
-        return 0.0
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    if matcher.real_quick_ratio() < 0.5 or matcher.quick_ratio() < 0.5:
-        return matcher.quick_ratio()
-    return matcher.ratio()
-
-
 SHEET_FIELDS = ("submission", "name", "student_id")
 
 
@@ -95,11 +83,15 @@ def sheet_header() -> list[str]:
     return [*header, "comment"]
 
 
-def sheet_row(submission: str, parsed: ShortAnswers | None) -> dict[str, str]:
+def sheet_row(
+    submission: str, parsed: ShortAnswers | None, points: dict[str, float] | None = None
+) -> dict[str, str]:
+    """One submission's row; `points` ({"Q2.written": 3, ...}) fills hand grades already given."""
     row = {"submission": submission, "name": "", "student_id": "", "comment": ""}
     for question in assignment.WRITTEN_QUESTIONS:
         row[f"{question}_answer"] = parsed.answers.get(question, "") if parsed else ""
-        row[f"{question}_points"] = ""
+        given = (points or {}).get(f"{question}.written")
+        row[f"{question}_points"] = "" if given is None else f"{given:g}"
     if parsed:
         row["name"], row["student_id"] = parsed.name, parsed.student_id
     return row

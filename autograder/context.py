@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 from collections.abc import Callable
@@ -21,29 +20,37 @@ from pathlib import Path
 
 from autograder import assignment, cloudbuild, deliverables
 from autograder.feedback import CheckFailed
+from autograder.gcloud_cli import command_words
 from autograder.oracle import Oracle
 from autograder.safe_yaml import load_yaml_text
 from autograder.script_runner import ScriptRun, run_script
+from autograder.shell_words import gcloud_key_values
 from autograder.submission import Submission
+from autograder.timer import waiting_for_shared_work
 
-DEFAULT_PROBE_IMAGE_URL = (
-    "https://upload.wikimedia.org/wikipedia/commons/thumb/3/3a/Cat03.jpg/640px-Cat03.jpg"
-)
+# The photo the live probe uploads to a backend's /predict (Chelsea the cat,
+# from scikit-image's samples, CC0: see probe_image.jpg.license). Shipped with
+# the grader, so the probe depends on the student's service only.
+PROBE_IMAGE = Path(__file__).with_name("probe_image.jpg")
 # Copied into the tree scripts run in: what the Dockerfiles and scripts refer to.
-# The rest of the master repo (solution/, tests/, the grader) stays out of reach.
+# The rest of the repository (tests/, the grader, instructor files) stays out of reach.
 _TREE_IGNORE = (
     ".git",
     ".venv",
     "venv",
     "solution",
+    "docs",  # instructor documents: some explain the written questions' answers
+    "*.instructor.*",
     "tests",
     "bench",
     "autograder",
     "build",
     "dist",
     "__pycache__",
-    ".pytest_cache",
-    ".ruff_cache",
+    # Tools' caches in the master (mypy's is tens of MB): copied for every script
+    # run and gcloud check, they cost time, and the oracle's confined copy fails.
+    ".*_cache",
+    "node_modules",
     "*.pyc",
     ".flask_session",
 )
@@ -53,7 +60,8 @@ _TREE_IGNORE = (
 class Options:
     live: bool = False
     allow_local_urls: bool = False
-    probe_image_url: str = DEFAULT_PROBE_IMAGE_URL
+    probe_image: Path = PROBE_IMAGE
+    probe_image_url: str | None = None  # also ask /predict to fetch this URL (no points)
     script_timeout: float = 30.0
     probe_timeout: float = 30.0
     oracle_cache: Path | None = None
@@ -80,46 +88,35 @@ class GradingContext:
     def memo(self, key, compute: Callable):
         """compute() once per key; a CheckFailed is remembered and raised again.
 
-        Thread-safe (prefetch() fills the memo from a pool): one lock per key.
+        Thread-safe (the engine's prefetch fills the memo from a pool): one lock
+        per key. Shared work is no check's own (timer.py): whether a check waits
+        for a value another thread is computing or computes it itself, its clock
+        stops; that work (a script's run, gcloud's verdict) has limits of its own.
         """
         with self._locks_guard:
             lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
+        if not lock.acquire(blocking=False):
+            with waiting_for_shared_work():  # another check's (or the prefetch's) work
+                lock.acquire()
+        try:
             if key not in self._memo:
                 try:
-                    self._memo[key] = (True, compute())
+                    with waiting_for_shared_work():
+                        self._memo[key] = (True, compute())
                 except CheckFailed as failure:
                     self._memo[key] = (False, failure)
+        finally:
+            lock.release()
         ok, value = self._memo[key]
         if not ok:
             raise value
         return value
 
-    def prefetch(self, workers: int = 3, wait: bool = True) -> None:
-        """Run the slow parts (scripts, gcloud verdicts) a few at a time, ahead of the checks.
-
-        Only what the checks will ask for: nothing of a file still holding
-        placeholders. With wait=False it runs in the background; a check that
-        needs a result meanwhile waits for that result only (the memo's lock),
-        so a slow script costs time only to the checks that depend on it.
-        """
-        from autograder.checks.build import usable_config
-        from autograder.checks.common import working_script
-
-        def config(component: str) -> None:
-            usable_config(self, component)
-            self.config_verdict(component)
-
-        def script(logical: str) -> None:
-            working_script(self, logical)
-            self.command_verdicts(logical)
-
-        tasks = [(config, c) for c in assignment.COMPONENTS]
-        for component in assignment.COMPONENTS:
-            tasks.append((script, assignment.submit_script(component)))
-            tasks.append((script, assignment.deploy_script(component)))
+    def background(self, tasks: list[Callable[[], object]], workers: int, wait: bool) -> None:
+        """Run tasks in this context's own pool (closed with it); their failures are
+        remembered by the memo and reported by the checks that need them."""
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prefetch")
-        futures = [self._pool.submit(_quietly, task, argument) for task, argument in tasks]
+        futures = [self._pool.submit(_quietly, task) for task in tasks]
         if wait:
             for future in futures:
                 future.result()
@@ -161,11 +158,11 @@ class GradingContext:
             return {}
         values: dict[str, str] = {}
         for call in run.gcloud_calls:
-            if _words(call.argv)[:2] != ["builds", "submit"]:
+            if command_words(call.command)[:2] != ["builds", "submit"]:
                 continue
             raw = call.flag("--substitutions")
             if raw:
-                values.update(_parse_key_values(raw))
+                values.update(gcloud_key_values(raw))
         return values
 
     # -- deliverables ----------------------------------------------------------------
@@ -275,29 +272,10 @@ class GradingContext:
         return relative.as_posix() or "."
 
 
-def _quietly(task, argument) -> None:
-    """A prefetch task: its failures are remembered by the memo and reported by the checks."""
+def _quietly(task: Callable[[], object]) -> None:
+    """A background task: its failures are remembered by the memo and reported by the checks."""
     with contextlib.suppress(Exception):
-        task(argument)
-
-
-def _words(argv) -> list[str]:
-    """Positional words of a gcloud command, release tracks dropped."""
-    return [w for w in argv if not w.startswith("-") and w not in ("alpha", "beta")]
-
-
-def _parse_key_values(raw: str) -> dict[str, str]:
-    """gcloud's KEY=VALUE,... list, including its ^DELIM^ alternative delimiter."""
-    delimiter = ","
-    if raw.startswith("^") and raw.find("^", 1) > 0:
-        end = raw.find("^", 1)
-        delimiter, raw = raw[1:end], raw[end + 1 :]
-    values = {}
-    for pair in raw.split(delimiter):
-        key, has_value, value = pair.partition("=")
-        if has_value and key.strip():
-            values[key.strip()] = value
-    return values
+        task()
 
 
 def _wants_arguments(script: Path) -> bool:
@@ -306,10 +284,3 @@ def _wants_arguments(script: Path) -> bool:
     except OSError:
         return False
     return any(marker in text for marker in ("$1", "${1", "$@", "getopts", "$#"))
-
-
-def bash_syntax_error(path: Path) -> str | None:
-    result = subprocess.run(
-        ["bash", "-n", str(path)], capture_output=True, text=True, timeout=30, check=False
-    )
-    return result.stderr.strip() or None if result.returncode else None

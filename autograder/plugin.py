@@ -3,39 +3,55 @@
 Each rubric item is one test (the test_q*.py modules parametrize over the
 rubric). This plugin
   - adds the grading options and builds the one GradingContext (a fixture);
-  - verifies the rubric's totals at collection and gives every test a timeout;
-  - turns each outcome into the item's result: CheckFailed -> a failure whose
-    report is the message (no traceback), Pending -> skipped "pending", any
-    other exception or a timeout -> a short "could not check" message;
+  - verifies the rubric's totals at collection;
+  - runs each check under the grader's own timer (timer.py) and turns its
+    outcome into the item's result (engine.result_for): CheckFailed -> a
+    failure whose report is the message (no traceback), Skipped -> passed with
+    its points and a "fix X first" note, Pending or a check stopped by the
+    timer -> skipped, any other exception -> a short "could not check" message;
+  - records each result as it is decided (--progress-file), so a run stopped
+    from outside still leaves what it finished;
   - prints the per-question summary and writes results.json / a grading sheet.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from autograder import answers, assignment, extensions
-from autograder.context import DEFAULT_PROBE_IMAGE_URL, GradingContext, Options
+from autograder import answers, assignment, extensions, sandbox
+from autograder.context import GradingContext, Options
 from autograder.engine import (
+    ENVIRONMENT,
     ERROR,
     FAILED,
+    NOT_GRADED,
+    PENDING,
     ItemResult,
+    check_limits,
     checked_rubric,
+    evaluate,
     manual_result,
+    prefetch,
     result_for,
-    run_check,
 )
-from autograder.feedback import CheckFailed, Pending
-from autograder.manual import ManualGradesError, read_manual_grades
+from autograder.manual import (
+    CellProblem,
+    ManualGrades,
+    ManualGradesError,
+    read_manual_grades,
+    same_file,
+)
 from autograder.report import results_json, summary_text, write_results_json
 from autograder.rubric import Item, RubricError
 from autograder.submission import load_submission
 
-DEFAULT_TEST_TIMEOUT = 300.0
 PLUGIN_NAME = "autograder-grader"
+# pytest-timeout stays only as a last resort behind the grader's own timer.
+_BACKSTOP_MARGIN = 120.0
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -66,8 +82,9 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         "--probe-image-url",
         metavar="URL",
-        default=os.environ.get("AUTOGRADER_PROBE_IMAGE_URL", DEFAULT_PROBE_IMAGE_URL),
-        help="the image URL sent to /predict by --live",
+        default=os.environ.get("AUTOGRADER_PROBE_IMAGE_URL") or None,
+        help="with --live, also ask each backend to fetch this image URL (reported, never "
+        "graded: the backend's point comes from uploading the grader's own photo)",
     )
     group.addoption(
         "--script-timeout",
@@ -80,7 +97,8 @@ def add_options(parser: pytest.Parser) -> None:
         "--check-timeout",
         type=float,
         metavar="SECONDS",
-        help="stop any one check after this long (default: from --script-timeout)",
+        help="stop a check that works longer than this (its waits for work it shares with "
+        "other checks, such as a script's run, do not count; default: from --script-timeout)",
     )
     group.addoption(
         "--oracle-cache",
@@ -91,8 +109,32 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         "--no-gcloud",
         action="store_true",
-        help="do not use the real gcloud (the schema fallback checks configs)",
+        help="do not ask the real gcloud (points are the same: it only adds its words)",
     )
+    group.addoption(
+        "--progress-file",
+        metavar="FILE",
+        help="append each item's result as a JSON line as soon as it is decided",
+    )
+    group.addoption(
+        "--confinement",
+        choices=sandbox.CHOICES,
+        default=os.environ.get(sandbox.ENV_LEVEL) or "auto",
+        help="how student scripts are confined: auto (the strongest level whose self-test "
+        "passes), bwrap, user or none",
+    )
+
+
+def _confinement(requested: str) -> sandbox.Confinement:
+    """The sandbox level for this run, self-tested before any submission is graded."""
+    try:
+        return sandbox.select(requested)
+    except (sandbox.SandboxError, OSError) as exc:
+        raise pytest.UsageError(
+            f"--confinement={requested}: this machine cannot confine student scripts that "
+            f"way ({exc}). This is about the grading machine, not a submission: "
+            "use --confinement=auto to grade at the strongest level that works here."
+        ) from None
 
 
 def _options(config: pytest.Config) -> Options:
@@ -120,10 +162,14 @@ class GraderPlugin:
         except FileNotFoundError as exc:
             raise pytest.UsageError(str(exc)) from None
         self.options = _options(config)
-        self.manual = self._manual_grades()  # a bad sheet stops the run before any check
+        self.manual = self._manual_grades()  # a file that is no sheet stops the run first
+        self.confinement = _confinement(config.getoption("confinement"))
         self.results: dict[str, ItemResult] = {}
-        self.notes: dict[str, str | None] = {}
         self.context: GradingContext | None = None
+        progress = config.getoption("progress_file")
+        self.progress_file = Path(progress) if progress else None
+        if self.progress_file is not None:
+            self.progress_file.write_text("", encoding="utf-8")
 
     # -- collection --------------------------------------------------------------------
     def pytest_collection_modifyitems(self, session, config, items) -> None:
@@ -136,14 +182,13 @@ class GraderPlugin:
                     "must be parametrized with one"
                 )
             if test.get_closest_marker("timeout") is None:
-                test.add_marker(pytest.mark.timeout(self._timeout(rubric_item)))
+                _, wall = self._limits(rubric_item)
+                test.add_marker(pytest.mark.timeout(wall + _BACKSTOP_MARGIN))
 
-    def _timeout(self, item: Item) -> float:
-        if self.config.getoption("check_timeout"):
-            return self.config.getoption("check_timeout")
-        if item.kind == "live":
-            return self.options.probe_timeout * 8 + 60
-        return max(DEFAULT_TEST_TIMEOUT, self.options.script_timeout * 4 + 120)
+    def _limits(self, item: Item) -> tuple[float, float]:
+        """(working, wall-clock) limits of the item's check (engine.check_limits)."""
+        limit = self.config.getoption("check_timeout") or None
+        return check_limits(self.options, item, limit)
 
     def pytest_sessionstart(self, session) -> None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -156,12 +201,30 @@ class GraderPlugin:
     def grading_context(self) -> GradingContext:
         if self.context is None:
             self.context = GradingContext(self.submission, self.options)
-            self.context.prefetch(wait=False)
+            prefetch(self.context, wait=False)
         return self.context
 
     def run_item(self, item: Item) -> None:
-        """What a grading test calls: run the item's check (raises on failure)."""
-        self.notes[item.id] = run_check(self.grading_context(), item)
+        """What a grading test calls: decide the item, record it, and pass, fail or skip."""
+        limit, _ = self._limits(item)
+        result = evaluate(self.grading_context(), item, limit)
+        self._record(result)
+        if result.status in (FAILED, ERROR, ENVIRONMENT):
+            raise _ItemFailed(result.message)
+        if result.status in (PENDING, NOT_GRADED):
+            pytest.skip(f"{result.status.replace('_', ' ')}: {result.message}")
+
+    def _record(self, result: ItemResult) -> None:
+        self.results[result.item.id] = result
+        if self.progress_file is not None:
+            line = {
+                "id": result.item.id,
+                "status": result.status,
+                "score": result.score,
+                "message": result.message,
+            }
+            with self.progress_file.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(line) + "\n")
 
     def pytest_sessionfinish(self, session) -> None:
         if self.context is not None:
@@ -175,29 +238,21 @@ class GraderPlugin:
         rubric_item = _rubric_item(item)
         if rubric_item is None or call.when not in ("setup", "call"):
             return
-        if call.when == "setup" and call.excinfo is None:
+        if call.excinfo is not None and rubric_item.id not in self.results:
+            # Not decided by run_item: a fixture failed, or pytest-timeout's backstop fired.
+            self._record(result_for(rubric_item, call.excinfo.value))
+        result = self.results.get(rubric_item.id)
+        if result is None:
             return
-        error = call.excinfo.value if call.excinfo else None
-        if isinstance(error, pytest.fail.Exception) and "Timeout" in str(error):
-            error = CheckFailed(
-                what="this check took too long and was stopped",
-                expected=f"a result within {self._timeout(rubric_item):g} s",
-                found="no result (a script or a service did not answer in time)",
-                fix="make sure your scripts end on their own and services answer quickly",
-            )
-        result = result_for(rubric_item, error, self.notes.get(rubric_item.id))
-        self.results[rubric_item.id] = result
-        if isinstance(error, Pending):
-            report.outcome = "skipped"
-            report.longrepr = (str(item.path), 0, f"pending: {error}")
-        elif result.status in (FAILED, ERROR):
+        if result.status in (FAILED, ERROR, ENVIRONMENT):
             report.outcome = "failed"
             report.longrepr = result.message
-        report.user_properties.append(("points", result.score))
+        if call.when == "call" or call.excinfo is not None:
+            report.user_properties.append(("points", result.score))
 
     # -- summary and outputs ---------------------------------------------------------------
     def all_results(self) -> list[ItemResult]:
-        manual = self.manual
+        manual = self.manual.for_submission(self.submission.name) if self.manual else None
         ordered = []
         for rubric_item in self.rubric.items:
             if rubric_item.kind == "manual":
@@ -206,20 +261,27 @@ class GraderPlugin:
                 ordered.append(self.results[rubric_item.id])
         return ordered
 
-    def _manual_grades(self) -> dict[str, float] | None:
+    def _manual_grades(self) -> ManualGrades | None:
         path = self.config.getoption("manual_grades")
         if not path:
             return None
-        parsed = self._answers()
-        try:
-            return read_manual_grades(
-                Path(path),
-                self.rubric,
-                submission=self.submission.name,
-                student_id=parsed.student_id if parsed else "",
+        sheet = self.config.getoption("grading_sheet")
+        if sheet and same_file(Path(sheet), Path(path)):
+            raise pytest.UsageError(
+                f"--grading-sheet {sheet} would overwrite the hand grades read from "
+                "--manual-grades: write the new sheet to another file (it carries the "
+                "points already given)"
             )
-        except (OSError, ManualGradesError) as exc:
+        try:
+            grades = read_manual_grades(Path(path), self.rubric)
+        except (OSError, UnicodeDecodeError, ManualGradesError) as exc:
             raise pytest.UsageError(f"--manual-grades: {exc}") from None
+        if grades.single is None and self.submission.name not in grades.by_submission:
+            grades.problems.append(
+                CellProblem(0, "submission", self.submission.name, "has no row with points in "
+                "the sheet: its hand-graded items stay pending")
+            )  # fmt: skip
+        return grades
 
     def _answers(self) -> answers.ShortAnswers | None:
         path = self.submission.path(assignment.SHORT_ANSWER_FILE)
@@ -245,6 +307,14 @@ class GraderPlugin:
             terminalreporter.write_line("")
             for line in feedback.splitlines():
                 terminalreporter.write_line(line)
+        problems = [str(p) for p in self.manual.problems] if self.manual else []
+        for problem in problems:
+            terminalreporter.write_line(f"--manual-grades {self.manual.path}: {problem}", red=True)
+        terminalreporter.write_line("")
+        terminalreporter.write_line(self.confinement.describe())
+        disagreements = self._disagreements()
+        for line in _disagreement_lines(disagreements):
+            terminalreporter.write_line(line, yellow=True)
         parsed = self._answers()
         extra = {
             "name": parsed.name if parsed else "",
@@ -252,18 +322,60 @@ class GraderPlugin:
             "layout": self.submission.layout,
             "live": self.options.live,
             "complete": complete,
+            "manual_grade_problems": problems,
+            "confinement": {
+                "level": self.confinement.level,
+                "facts": dict(self.confinement.facts),
+                "not_available": list(self.confinement.tried),
+            },
+            "gcloud": self.context is not None and self.context.oracle.available,
+            "gcloud_disagreements": [d.__dict__ for d in disagreements],
         }
         results_path = config.getoption("results_json")
         if results_path:
-            data = results_json(self.rubric, results, self.submission.name, extra)
+            data = results_json(
+                self.rubric,
+                results,
+                self.submission.name,
+                extra,
+                preamble=self.confinement.describe(),
+            )
             if feedback:  # shown on Gradescope as a test worth nothing
                 data["tests"].append(extensions.gradescope_entry(feedback))
             write_results_json(Path(results_path), data)
             terminalreporter.write_line(f"results written to {results_path}")
         sheet = config.getoption("grading_sheet")
         if sheet:
-            answers.write_sheet(Path(sheet), [answers.sheet_row(self.submission.name, parsed)])
+            given = self.manual.for_submission(self.submission.name) if self.manual else None
+            row = answers.sheet_row(self.submission.name, parsed, given)
+            answers.write_sheet(Path(sheet), [row])
             terminalreporter.write_line(f"grading sheet written to {sheet}")
+
+    def _disagreements(self) -> list:
+        if self.context is None or self.context.oracle is None:
+            return []
+        return list(self.context.oracle.disagreements)
+
+
+def _disagreement_lines(disagreements: list) -> list[str]:
+    """For the instructor: where gcloud and the grader's own checks differ (points unchanged)."""
+    if not disagreements:
+        return []
+    lines = [
+        "",
+        f"gcloud and the grader's own checks disagreed {len(disagreements)} time(s); the "
+        "points follow the grader's checks. Please report these (the vendored gcloud rules "
+        "may need `python -m tools.gcloud_reference`):",
+    ]
+    for item in disagreements:
+        lines.append(f"- {item.what[:200]}")
+        lines.append(f"    grader: {item.project.splitlines()[0][:200] if item.project else ''}")
+        lines.append(f"    gcloud: {item.gcloud.splitlines()[0][:200] if item.gcloud else ''}")
+    return lines
+
+
+class _ItemFailed(Exception):
+    """The item failed; its message is the report (no traceback)."""
 
 
 def _rubric_item(test) -> Item | None:

@@ -57,63 +57,11 @@ def record(program: str, argv: list[str]) -> None:
         os.close(fd)
 
 
-# gcloud flags that take a value as the next word; any other flag is a switch.
-_VALUE_FLAGS = frozenset(
-    [
-        "--project",
-        "--format",
-        "--region",
-        "--account",
-        "--configuration",
-        "--verbosity",
-        "--impersonate-service-account",
-        "--image",
-        "--platform",
-        "--memory",
-        "--cpu",
-        "--port",
-        "--set-env-vars",
-        "--update-env-vars",
-        "--env-vars-file",
-        "--config",
-        "--substitutions",
-        "--timeout",
-        "--concurrency",
-        "--max-instances",
-        "--min-instances",
-        "--service-account",
-        "--tag",
-        "--source",
-        "--location",
-        "--repository-format",
-        "--description",
-        "--filter",
-        "--limit",
-        "--sort-by",
-        "--machine-type",
-        "--gcs-log-dir",
-        "--gcs-source-staging-dir",
-        "--ingress",
-        "--execution-environment",
-        "--labels",
-        "--set-secrets",
-        "--vpc-connector",
-        "--revision-suffix",
-    ]
-)
-
-
-def _positionals(argv: list[str]) -> list[str]:
-    """The words that are neither flags nor flag values, in order."""
-    words, skip = [], False
-    for word in argv:
-        if skip:
-            skip = False
-        elif word.startswith("-"):
-            skip = "=" not in word and word in _VALUE_FLAGS
-        else:
-            words.append(word)
-    return words
+if __package__:
+    from autograder.shell_words import gcloud_words as _positionals
+else:  # run as a script by script_runner's wrappers (perhaps with -I): import its neighbour
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from shell_words import gcloud_words as _positionals
 
 
 def _flag(argv: list[str], name: str) -> str | None:

@@ -1,11 +1,36 @@
-"""From item results to what people read: the summary table and Gradescope's results.json."""
+"""From item results to what people read: the summary table and Gradescope's results.json.
+
+results.json follows Gradescope's autograder specification (the specs page of
+gradescope/autograder_samples): a top-level `score` (which overrides the tests'
+total), tests with `score`/`max_score`/`status` ("passed" or "failed"), `output`
+with `output_format`, and `visibility`. Gradescope has no "pending": a test with a
+score below its maximum shows as failed, so an item not graded yet (a `--live`
+probe in an offline run, an environment failure) is written as an informational
+test with no score and no status; so is an item the grader did not finish (not
+graded, to rerun). An item skipped because it depends on another file's mistake
+keeps its points and shows as passed, its output saying what to fix first. The
+written answers are Gradescope questions graded by hand, so a hand-graded item
+appears among the tests only once a grade was merged (--manual-grades): the
+autograder's maximum is its automatic points.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from autograder.engine import ERROR, FAILED, GRADED, PASSED, PENDING, ItemResult
+from autograder.engine import (
+    ENVIRONMENT,
+    ERROR,
+    FAILED,
+    GRADED,
+    NOT_GRADED,
+    PASSED,
+    PENDING,
+    SKIPPED,
+    UNDECIDED,
+    ItemResult,
+)
 from autograder.rubric import Rubric
 
 
@@ -21,10 +46,11 @@ def total(results: list[ItemResult]) -> float:
 
 
 def _pending_points(results: list[ItemResult], question: str | None = None) -> float:
+    """Points not decided yet: hand grading, live probes, checks to grade again."""
     return sum(
         r.item.points
         for r in results
-        if r.status == PENDING and (question is None or r.item.question == question)
+        if r.status in UNDECIDED and (question is None or r.item.question == question)
     )
 
 
@@ -64,14 +90,30 @@ def summary_text(rubric: Rubric, results: list[ItemResult], submission: str = ""
             + (_points(pending) if pending else "")
         )
     lines.append(f"{'Total':<10}{_points(total(results)):>8}{_points(rubric.total):>6}  ")
-    lost = [r for r in results if r.status in (FAILED, ERROR) and r.item.points > 0]
-    gates = [r for r in results if r.status in (FAILED, ERROR) and r.item.points == 0]
+    environment = [r for r in results if r.status == ENVIRONMENT]
+    if environment:
+        lines += [
+            "",
+            f"NOT GRADED ({_points(sum(r.item.points for r in environment))} points): the "
+            "grading machine failed. Nothing here is about your work; grade again.",
+        ]
+        lines += [f"- [{r.item.question}] {r.item.title}: {r.message}" for r in environment]
+    lost = [r for r in results if r.status == FAILED and r.item.points > 0]
+    gates = [r for r in results if r.status == FAILED and r.item.points == 0]
     if lost:
         lines += ["", "What to fix (points lost):"]
         lines += _grouped(lost)
     if gates:
         lines += ["", "Also needed (no points by themselves):"]
         lines += _grouped(gates)
+    skipped = [r for r in results if r.status == SKIPPED]
+    if skipped:
+        lines += ["", "Checked once the file they depend on is fixed (no points lost):"]
+        lines += _grouped(skipped)
+    unfinished = [r for r in results if r.status in (NOT_GRADED, ERROR)]
+    if unfinished:
+        lines += ["", "Not graded: the grader did not finish these (no points lost, to rerun):"]
+        lines += _grouped(unfinished)
     pending = [r for r in results if r.status == PENDING]
     if pending:
         lines += ["", f"Pending ({_points(_pending_points(results))} points not awarded yet):"]
@@ -80,9 +122,36 @@ def summary_text(rubric: Rubric, results: list[ItemResult], submission: str = ""
                 f"- [{result.item.question} {_points(result.item.points)}] {result.item.title}: "
                 f"{result.message}"
             )
-    if not lost and not gates:
+    if not lost and not gates and not environment and not unfinished:
         lines += ["", "Every automated check passes."]
     return "\n".join(lines)
+
+
+def _gradescope_test(result: ItemResult) -> dict:
+    test = {
+        "name": result.item.title,
+        "number": result.item.id,
+        "output": result.message,
+        "visibility": "visible",
+        "tags": [result.item.question, result.item.kind],
+    }
+    if result.status == PENDING:
+        test["name"] += " (pending)"
+        test["output"] = f"PENDING, not graded yet: {result.message}"
+    elif result.status in (ENVIRONMENT, NOT_GRADED, ERROR):
+        test["name"] += " (not graded)"
+    else:
+        test["score"] = result.score
+        test["max_score"] = result.item.points
+        # A skipped item keeps its points; its output says which file to fix first.
+        test["status"] = "passed" if result.status in (PASSED, GRADED, SKIPPED) else "failed"
+    return test
+
+
+def gradescope_tests(results: list[ItemResult]) -> list[dict]:
+    """The tests Gradescope shows: automatic items, and hand grades once merged."""
+    shown = [r for r in results if r.item.kind != "manual" or r.status == GRADED]
+    return [_gradescope_test(result) for result in shown]
 
 
 def results_json(
@@ -90,46 +159,37 @@ def results_json(
     results: list[ItemResult],
     submission: str = "",
     extra: dict | None = None,
+    preamble: str = "",
 ) -> dict:
-    """Gradescope's results.json; per-question totals in extra_data.questions."""
-    tests = []
-    for result in results:
-        status_word = {
-            PASSED: "passed",
-            GRADED: "passed",
-            FAILED: "failed",
-            ERROR: "failed",
-            PENDING: "pending",
-        }[result.status]
-        output = result.message
-        if result.status == PENDING:
-            output = f"PENDING: {result.message}"
-        tests.append(
-            {
-                "name": result.item.title,
-                "number": result.item.id,
-                "score": result.score,
-                "max_score": result.item.points,
-                "output": output,
-                "visibility": "visible",
-                "tags": [result.item.question, result.item.kind],
-                # Gradescope knows passed/failed; "pending" is ours, also in extra_data.
-                **({"status": status_word} if status_word != "pending" else {}),
-            }
+    """Gradescope's results.json; per-question totals (of all 100 points) in extra_data."""
+    automatic = [r for r in results if r.item.kind != "manual"]
+    written = [r for r in results if r.item.kind == "manual"]
+    summary = summary_text(rubric, results)
+    output = (f"{preamble}\n\n" if preamble else "") + "```\n" + summary + "\n```"
+    if any(r.status != GRADED for r in written):
+        output += (
+            f"\n\nThe written answers ({_points(sum(r.item.points for r in written))} points: "
+            + ", ".join(dict.fromkeys(r.item.question for r in written))
+            + ") are graded by hand, apart from this autograder."
         )
     extra_data = {
         "questions": question_scores(rubric, results),
         "pending": [r.item.id for r in results if r.status == PENDING],
+        "not_graded": [r.item.id for r in results if r.status in (NOT_GRADED, ERROR)],
         "statuses": {r.item.id: r.status for r in results},
+        "environment_errors": [r.item.id for r in results if r.status == ENVIRONMENT],
+        "autograder_max": sum(r.item.points for r in automatic),
         "submission": submission,
         **(extra or {}),
     }
     return {
-        "score": total(results),
-        "output": summary_text(rubric, results),
+        "score": total([r for r in results if r.item.kind != "manual" or r.status == GRADED]),
+        "output": output,
+        "output_format": "md",
+        "test_output_format": "text",
         "visibility": "visible",
         "stdout_visibility": "hidden",
-        "tests": tests,
+        "tests": gradescope_tests(results),
         "extra_data": extra_data,
     }
 

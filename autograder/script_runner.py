@@ -7,8 +7,10 @@ from one folder shows it). Recording stand-ins for gcloud, docker, curl and
 wget come first on PATH (see recording_cli.py): they log every call and answer
 read-only questions (`gcloud config get-value project`, a service's URL) with
 plausible values. The environment is scrubbed: no credentials, an empty gcloud
-configuration, HTTP(S) proxies pointing at a closed loopback port so nothing
-leaves the machine, and a timeout that ends the script's whole process group.
+configuration, HTTP(S) proxies pointing at a closed loopback port. The script
+runs confined (sandbox.py: bubblewrap namespaces, or an unprivileged user with
+Landlock and limits, as this machine allows): its output goes to capped files,
+its scratch space is size-limited, and every process it starts ends with it.
 
     from autograder.script_runner import run_script
     run = run_script("deployment/deploy_frontend_v1.sh", tree=repo_root)
@@ -18,25 +20,23 @@ leaves the machine, and a timeout that ends the script's whole process group.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
 import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder import sandbox
+from autograder.workspace import workspace
 
 RECORDER = Path(__file__).resolve().with_name("recording_cli.py")
 RECORDED_PROGRAMS = ("gcloud", "docker", "curl", "wget")
 DEFAULT_PROJECT = "student-project-123"
 DEFAULT_TIMEOUT = 30.0
+# A deploy script runs gcloud stand-ins and little else: generous, but bounded.
+SCRIPT_LIMITS = sandbox.Limits(cpu_seconds=60, file_bytes=16 << 20, scratch_bytes=128 << 20)
 # Never copied into the throwaway tree: large, private or irrelevant to a script.
 COPY_IGNORE = (
     ".git",
@@ -85,7 +85,8 @@ class ScriptRun:
     calls: list[RecordedCall] = field(default_factory=list)
     project: str = DEFAULT_PROJECT
     copy_root: str = ""  # where the throwaway copy was (deleted after the run)
-    isolated: bool = False  # ran confined by sandbox.py (no network, read-only system)
+    isolated: bool = False  # ran confined (sandbox level bwrap or user)
+    confinement: str = "none"  # the sandbox level it ran at
 
     @property
     def gcloud_calls(self) -> list[RecordedCall]:
@@ -111,7 +112,8 @@ def run_script(
     args: tuple[str, ...] = (),
     cwd: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
-    isolate: bool = False,
+    isolate: bool = True,
+    limits: sandbox.Limits = SCRIPT_LIMITS,
 ) -> ScriptRun:
     """Run `bash <tree>/<script>` in a throwaway copy of `tree` and record its calls.
 
@@ -128,56 +130,106 @@ def run_script(
     env           extra environment variables for the script
     cwd           a folder inside the copy to start in; default: an empty folder
                   outside it
-    isolate       confine the script (no network, no writes outside the scratch
-                  folder) when the grader runs as root; see sandbox.py
+    isolate       run at the grader's confinement level (sandbox.current()); False
+                  runs at level "none" (tests of the runner itself)
+
+    Raises sandbox.SandboxError when no confinement level can start the script
+    (a failure of the grading machine, never of the script).
     """
     tree = Path(tree).resolve()
     if not tree.is_dir():
         raise FileNotFoundError(f"no such folder: {tree}")
-    with tempfile.TemporaryDirectory(prefix="script-run-") as scratch_dir:
-        scratch = Path(scratch_dir)
+    confinement = sandbox.current() if isolate else sandbox.unconfined()
+    for attempt in sandbox.fallbacks(confinement):
+        try:
+            return _run_once(
+                attempt,
+                script,
+                tree,
+                files or {},
+                project,
+                service_urls or {},
+                env or {},
+                args,
+                cwd,
+                timeout,
+                limits,
+            )
+        except sandbox.SandboxError as exc:
+            failure = exc
+    raise failure
+
+
+def _run_once(
+    confinement: sandbox.Confinement,
+    script: str,
+    tree: Path,
+    files: Mapping[str, str | os.PathLike],
+    project: str,
+    service_urls: Mapping[str, str],
+    env: Mapping[str, str],
+    args: tuple[str, ...],
+    cwd: str | None,
+    timeout: float,
+    limits: sandbox.Limits,
+) -> ScriptRun:
+    with workspace("script-") as space:
+        scratch = space.scratch
         copy_root = scratch / "student submission"
         shutil.copytree(tree, copy_root, ignore=shutil.ignore_patterns(*COPY_IGNORE))
-        for relative, source in (files or {}).items():
+        for relative, source in files.items():
             target = copy_root / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
         script_path = copy_root / script
         if not script_path.is_file():
             raise FileNotFoundError(f"{script} is not in {tree} (nor in `files`)")
-        bin_dir, home, log = scratch / "bin", scratch / "home", scratch / "calls.jsonl"
+        bin_dir, home, log = scratch / "bin", scratch / "home", space.keep / "calls.jsonl"
         for folder in (bin_dir, home, home / "gcloud-config", scratch / "elsewhere"):
             folder.mkdir()
-        _install_recorders(bin_dir)
-        run_env = _scrubbed_env(bin_dir, home, log, project, service_urls or {})
-        run_env.update(env or {})
+        _install_recorders(bin_dir, confinement.python)
+        run_env = _scrubbed_env(bin_dir, home, log, project, service_urls)
+        run_env.update(env)
         start_in = copy_root / cwd if cwd is not None else scratch / "elsewhere"
-        command = ["bash", str(script_path), *args]
-        confined = False
-        if isolate:
-            command, extra_env, confined = sandbox.wrap(command, scratch=scratch, cwd=start_in)
-            run_env.update(extra_env)
-        exit_code, timed_out, stdout, stderr = _run(command, start_in, run_env, timeout)
-        calls = _read_calls(log, _PathMap(copy_root, tree, files or {}))
+        outcome = confinement.run(
+            ["bash", str(script_path), *args],
+            space,
+            cwd=start_in,
+            env=run_env,
+            limits=limits,
+            timeout=timeout,
+        )
+        calls = _read_calls(log, _PathMap(copy_root, tree, files))
+    stderr = outcome.stderr
+    if outcome.timed_out:
+        stderr += f"\n[stopped after {timeout:g} s]"
+    elif outcome.stopped == "scratch":
+        stderr += f"\n[stopped: it wrote more than {limits.scratch_bytes >> 20} MB of files]"
     return ScriptRun(
         script=script,
-        exit_code=exit_code,
-        timed_out=timed_out,
-        stdout=stdout,
+        exit_code=outcome.exit_code,
+        timed_out=outcome.timed_out,
+        stdout=outcome.stdout,
         stderr=stderr,
         calls=calls,
         project=project,
         copy_root=str(copy_root),
-        isolated=confined,
+        isolated=confinement.level != "none",
+        confinement=confinement.level,
     )
 
 
-def _install_recorders(bin_dir: Path) -> None:
+def _install_recorders(bin_dir: Path, python: str) -> None:
+    """The stand-ins, run by an interpreter the confined user can run (no site-packages)."""
+    recorder = bin_dir / "recording_cli.py"
+    shutil.copyfile(RECORDER, recorder)
+    # The recorder reads gcloud's words with the grader's own splitter, its neighbour.
+    shutil.copyfile(RECORDER.with_name("shell_words.py"), bin_dir / "shell_words.py")
     for program in RECORDED_PROGRAMS:
         wrapper = bin_dir / program
         wrapper.write_text(
             "#!/bin/sh\n"
-            f'exec {shlex.quote(sys.executable)} {shlex.quote(str(RECORDER))} {program} "$@"\n'
+            f'exec {shlex.quote(python)} -I -S {shlex.quote(str(recorder))} {program} "$@"\n'
         )
         wrapper.chmod(0o755)
 
@@ -206,35 +258,6 @@ def _scrubbed_env(
         env[name] = env[name.lower()] = _DEAD_PROXY
     env["NO_PROXY"] = env["no_proxy"] = ""
     return env
-
-
-def _run(
-    argv: list[str], cwd: Path, env: dict[str, str], timeout: float
-) -> tuple[int | None, bool, str, str]:
-    process = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, so a timeout ends every child
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-        return process.returncode, False, stdout, stderr
-    except subprocess.TimeoutExpired:
-        _kill_group(process.pid)
-        stdout, stderr = process.communicate()
-        return None, True, stdout, stderr + f"\n[stopped after {timeout:g} s]"
-    finally:
-        _kill_group(process.pid)  # background jobs the script left behind
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
-        os.killpg(pgid, signal.SIGKILL)
 
 
 @dataclass(frozen=True)

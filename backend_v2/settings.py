@@ -2,13 +2,17 @@
 
 from pydantic import Field
 
-from classifier.sessions import SessionSettings
+from classifier.models import CATALOG
 from classifier.settings import ServingSettings
+from webservice.sessions import SessionSettings
 
 
 class BackendV2Settings(ServingSettings, SessionSettings):
     """MODEL_NAME is the service default: the model of callers who chose none."""
 
-    # Each loaded model costs its weights in RAM per worker (ResNet-50 ~100 MB);
-    # past this many the least recently used one is dropped.
     max_loaded_models: int = Field(3, ge=1, description="models one worker keeps loaded")
+
+    @property
+    def offered_models(self) -> list[str]:
+        """Every catalog model: each caller chooses theirs."""
+        return list(CATALOG)

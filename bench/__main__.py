@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from bench import assets as bench_assets
-from bench import report, servers
+from bench import paired, report, servers
 from bench.load import paired_differences, run_locust
 
 RESULTS = Path(__file__).with_name("results")
@@ -37,14 +37,24 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--limit-seconds", type=float, default=2.0)
     parser.add_argument("--cold-starts", type=int, default=5)
     parser.add_argument(
-        "--contenders", default="backend_v1,original_kit,litserve_batched,litserve",
-        help="comma-separated subset",
+        "--contenders",
+        default="backend_v1,backend_v2,original_kit,litserve_batched,litserve",
+        help="comma-separated subset (backend_v2 runs for the first model only)",
     )  # fmt: skip
     parser.add_argument("--skip", default="", help="any of: limit,gateway,coldstart,memory")
     parser.add_argument("--quick", action="store_true", help="short smoke run (harness checks)")
     parser.add_argument(
         "--ablation", action="store_true",
         help="instead: backend_v1 with each optimisation turned off, and micro-measurements",
+    )  # fmt: skip
+    parser.add_argument(
+        "--paired", action="store_true",
+        help="instead: backend_v1, backend_v2 and a baseline in turns, compared round by round",
+    )  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=6, help="with --paired")
+    parser.add_argument(
+        "--baseline-tree", type=Path,
+        help="with --paired: a checkout (git worktree) of the commit to compare backend_v1 with",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
@@ -88,6 +98,8 @@ def start_contender(name: str, model: str, assets, log_dir: Path) -> servers.Ser
     photo = assets.photo_files()[0].read_bytes()
     if name == "backend_v1":
         return servers.start_backend_v1(model, weights, log_dir)
+    if name == "backend_v2":
+        return servers.start_backend_v2(model, weights, log_dir)
     if name == "original_kit":
         return servers.start_original_kit(model, weights, log_dir, photo)
     if name == "litserve_batched":
@@ -125,7 +137,9 @@ def progress(message: str) -> None:
 ABLATIONS = {
     "as shipped": {},
     "no micro-batching (MAX_BATCH=1)": {"MAX_BATCH": "1"},
-    "no waiting for the users just answered (BATCH_LINGER_MS=0)": {"BATCH_LINGER_MS": "0"},
+    "no waiting for the users just answered (ANSWERED_USERS_WAIT_MS=0)": {
+        "ANSWERED_USERS_WAIT_MS": "0"
+    },
     "no channels_last (CHANNELS_LAST=false)": {"CHANNELS_LAST": "false"},
     "no BatchNorm folding (FOLD_BATCH_NORM=false)": {"FOLD_BATCH_NORM": "false"},
     "no packed convolutions (PACK_CONVOLUTIONS=false)": {"PACK_CONVOLUTIONS": "false"},
@@ -154,10 +168,18 @@ def run_ablation(args, assets, log_dir: Path) -> dict:
     return out
 
 
+# Contenders measured for the first model only: backend_v2 serves it as backend_v1
+# does, and one comparison keeps the run within 10 minutes.
+MAIN_MODEL_ONLY = {"backend_v2"}
+
+
 def main() -> None:
     args = parse_args()
     if args.ablation:
         main_ablation(args)
+        return
+    if args.paired:
+        main_paired(args)
         return
     started = time.monotonic()
     models = args.models.split(",")
@@ -184,6 +206,8 @@ def main() -> None:
                     model, assets, args.limit_seconds, log_dir, as_served=True
                 )
         for name in args.contenders.split(","):
+            if name in MAIN_MODEL_ONLY and model != models[0]:
+                continue
             progress(f"{model}: {name} at concurrency {args.stages}")
             server = start_contender(name, model, assets, log_dir)
             try:
@@ -224,13 +248,41 @@ def main_ablation(args) -> None:
     log_dir.mkdir(parents=True, exist_ok=True)
     assets = bench_assets.prepare(args.work, args.models.split(",")[:1])
     results = {"machine_before": machine_state(), **run_ablation(args, assets, log_dir)}
+    write_side_report(args, results, started, "ablation", report.render_ablation)
+
+
+def write_side_report(args, results: dict, started: float, name: str, render) -> None:
+    """<name>.json and <name>.md beside latest.md, for the runs that are not `make bench`."""
     results["machine_after"] = machine_state()
     results["elapsed_s"] = time.monotonic() - started
     args.out.mkdir(parents=True, exist_ok=True)
-    bench_assets.dump_json(args.out / "ablation.json", results)
-    markdown = report.render_ablation(results)
-    (args.out / "ablation.md").write_text(markdown)
+    bench_assets.dump_json(args.out / f"{name}.json", results)
+    markdown = render(results)
+    (args.out / f"{name}.md").write_text(markdown)
     print(markdown)
+
+
+def main_paired(args) -> None:
+    started = time.monotonic()
+    model = args.models.split(",")[0]
+    log_dir = args.work / "logs" / time.strftime("paired-%Y%m%d-%H%M%S")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    assets = bench_assets.prepare(args.work, [model])
+    chosen = paired.contenders(model, assets, log_dir, args.baseline_tree)
+    progress(f"paired {model}: {', '.join(c.label for c in chosen)}; {args.rounds} rounds")
+
+    def measure(server, label: str, number: int) -> list[dict]:
+        progress(f"round {number + 1}: {label} at concurrency {args.stages}")
+        slug = label.split(" ")[0] + ("-baseline" if "baseline" in label else "")
+        return load_run(server, args, assets, log_dir, f"paired-{slug}-{number}", args.stages)
+
+    results: dict = {"model": model, "machine_before": machine_state()}
+    if args.baseline_tree:
+        results["baseline"] = paired.commit_of(args.baseline_tree)
+        results["this_tree"] = paired.commit_of(servers.REPO_ROOT)
+    results["rounds"] = paired.run_rounds(chosen, args.rounds, measure)
+    results["comparisons"] = paired.summarise(results["rounds"])
+    write_side_report(args, results, started, "paired", report.render_paired)
 
 
 def measure_gateway(args, assets, model: str, log_dir: Path) -> dict:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 LABELS = {
     "backend_v1": "backend_v1 (as shipped)",
+    "backend_v2": "backend_v2 (as shipped, serving the same model)",
     "original_kit": "original kit design (gunicorn -w 2 --threads 2)",
     "litserve_batched": "LitServe, 2 workers, batching (max 4, 50 ms)",
     "litserve": "LitServe, 2 workers, no batching",
@@ -240,6 +241,17 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
                 ratio <= 1.3,
             )
         )
+    v2_four, v1_four = _stage(big["contenders"].get("backend_v2"), 4), _stage(v1, 4)
+    if v2_four and v1_four and v1_four["throughput"]:
+        ratio = v2_four["throughput"] / v1_four["throughput"]
+        checks.append(
+            (
+                "backend_v2 (same model) at least 0.9 of backend_v1's throughput at 4 users",
+                f"{v2_four['throughput']:.2f} vs {v1_four['throughput']:.2f} img/s: "
+                f"x{_ratio(ratio, 0.9)} (minutes apart; bench --paired alternates them)",
+                ratio >= 0.9,
+            )
+        )
     small = models.get("resnet18")
     if small and small["contenders"].get("backend_v1") and _limit_rate(small):
         small_rate = _limit_rate(small)
@@ -406,4 +418,48 @@ def render_ablation(results: dict) -> str:
     for label, values in results["micro"].items():
         without, with_it = list(values.values())
         lines.append(f"| {label} | {without:.1f} ms | {with_it:.1f} ms |")
+    return "\n".join(lines) + "\n"
+
+
+def render_paired(results: dict) -> str:
+    """bench --paired: each contender's throughput round by round, and the ratios."""
+    machine = results["machine_before"]
+    rounds = results["rounds"]
+    labels = list(rounds[0]) if rounds else []
+    lines = [
+        f"# Contenders in turns ({results['model']})",
+        "",
+        f"{machine['cores']} cores; load average before the run {machine['load1']:.2f} (1 min), "
+        f"after {results['machine_after']['load1']:.2f}; {len(rounds)} rounds in "
+        f"{results['elapsed_s']:.0f} s. Every contender was started once; in each round each "
+        "took its turn under the same closed-loop load (a rotated order), and ratios are "
+        "taken within a round. Throughput in images per second.",
+        "",
+    ]
+    if "baseline" in results:
+        lines += [
+            f"backend_v1 is this tree ({results['this_tree']}); the baseline is "
+            f"{results['baseline']}.",
+            "",
+        ]
+    if machine["load1"] > 1.0:
+        lines += [f"**Started under load** (load average {machine['load1']:.1f}).", ""]
+    users = sorted({s["users"] for one in rounds for stages in one.values() for s in stages})
+    for count in users:
+        lines += [f"## {count} user(s)", "", "| round | " + " | ".join(labels) + " |"]
+        lines.append("|---|" + "---:|" * len(labels))
+        for number, one_round in enumerate(rounds, 1):
+            rates = [_stage({"stages": one_round.get(label, [])}, count) for label in labels]
+            cells = [f"{r['throughput']:.2f}" if r else "–" for r in rates]
+            lines.append(f"| {number} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["## Ratios, round by round", ""]
+    lines += ["| ratio | users | median | range | at least | met |", "|---|---:|---:|---|---:|---|"]
+    for name, comparison in results["comparisons"].items():
+        least = comparison["at_least"]
+        for count, found in comparison["by_users"].items():
+            lines.append(
+                f"| {name} | {count} | {found['median']:.3f} | {found['low']:.3f} to "
+                f"{found['high']:.3f} | {least} | {'yes' if found['median'] >= least else 'NO'} |"
+            )
     return "\n".join(lines) + "\n"

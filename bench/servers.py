@@ -79,14 +79,19 @@ def _group_alive(group: int) -> bool:
     return True
 
 
-def spawn(name: str, command: list[str], env: dict, log_dir: Path, port: int) -> Server:
+def spawn(
+    name: str, command: list[str], env: dict, log_dir: Path, port: int, tree: Path = REPO_ROOT
+) -> Server:
+    """Start `command` from the checkout `tree` (this one unless told: a baseline's
+    `git worktree` runs its own code with this environment's packages)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
-    full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HOST": "127.0.0.1", **env}
+    full_env = {**os.environ, "PYTHONPATH": str(tree), "HOST": "127.0.0.1", **env}
     full_env["PORT"] = str(port)
+    full_env["PATH"] = f"{Path(sys.executable).parent}:{full_env.get('PATH', '')}"
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT,
+            command, cwd=tree, env=full_env, stdout=log_file, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
     return Server(name, port, process, log_path)
@@ -127,15 +132,33 @@ def predicts(photo: bytes):
     return probe
 
 
-def start_backend_v1(model: str, weights: Path, log_dir: Path, **env: str) -> Server:
-    """backend_v1 exactly as it ships (`make serve`), apart from the model and weights."""
+def start_backend_v1(
+    model: str, weights: Path, log_dir: Path, tree: Path = REPO_ROOT, **env: str
+) -> Server:
+    """backend_v1 exactly as it ships (`make serve`), apart from the model and weights;
+    from another checkout `tree` (a baseline commit) when given."""
+    return start_backend("backend_v1", model, weights, log_dir, tree, **env)
+
+
+def start_backend_v2(model: str, weights: Path, log_dir: Path, **env: str) -> Server:
+    """backend_v2 as it ships, its default model `model`: callers who choose none use it.
+    Its sessions (none are made: no caller chooses) go to a folder of this run's."""
+    sessions = log_dir / "backend_v2-sessions"
+    env = {"SESSION_DIR": str(sessions), "SECRET_KEY": "bench-only", **env}
+    return start_backend("backend_v2", model, weights, log_dir, REPO_ROOT, **env)
+
+
+def start_backend(
+    component: str, model: str, weights: Path, log_dir: Path, tree: Path, **env: str
+) -> Server:
     port = free_port()
     server = spawn(
-        f"backend_v1-{model}-{port}",
-        [str(SERVE), "backend_v1"],
+        f"{component}-{model}-{port}",
+        [str(tree / "tools" / "serve.sh"), component],
         {"MODEL_NAME": model, "MODEL_WEIGHTS": str(weights), **env},
         log_dir,
         port,
+        tree,
     )
     wait_ready(server, ready_endpoint)
     return server

@@ -48,7 +48,8 @@ def forbidden_reason(ip: IPAddress, *, allow_loopback: bool = False) -> str | No
     inner = embedded_ipv4(ip)
     if inner is not None:
         reason = forbidden_reason(inner, allow_loopback=allow_loopback)
-        kind = "IPv4-mapped" if ip.ipv4_mapped is not None else "IPv4-embedding"
+        mapped = isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None
+        kind = "IPv4-mapped" if mapped else "IPv4-embedding"
         return f"{kind} IPv6 form of {inner}" + (f" ({reason})" if reason else "")
     if ip.is_loopback:
         return None if allow_loopback else "loopback"

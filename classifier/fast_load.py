@@ -4,8 +4,7 @@ torchvision builds a model by drawing random weights for every layer, which the
 state dict then overwrites: for ResNet-50 that drawing is most of the load time.
 Built on the "meta" device instead, the layers have shapes but no storage, and
 the state dict's own tensors are assigned to them; torch.load maps the file into
-memory rather than reading it into a second copy. This cuts cold start (see
-docs/performance.md).
+memory rather than reading it into a second copy. This cuts cold start.
 
 load_without_init returns None whenever this shortcut does not apply (random
 weights, a missing or unfit file, a model that keeps tensors outside its state
@@ -20,8 +19,8 @@ import logging
 
 import torch
 
-from classifier import errors
 from classifier.models import LoadedModel, WeightsSource, get_spec, ready_for_inference
+from webservice import errors
 
 log = logging.getLogger(__name__)
 

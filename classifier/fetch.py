@@ -19,8 +19,8 @@ from requests_hardened import Config, HTTPSession
 from requests_hardened.ip_filter import InvalidIPAddress
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
 
-from classifier import errors
 from classifier.address_policy import forbidden_reason
+from webservice import errors
 
 ALLOWED_SCHEMES = ("http", "https")
 CHUNK_BYTES = 64 * 1024
@@ -155,7 +155,8 @@ def _read_capped(response, limits: FetchLimits, deadline: float) -> bytes:
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > limits.max_bytes:
         raise errors.PayloadTooLarge(
-            f"The image is {int(declared)} bytes; the limit is {limits.max_bytes} bytes."
+            f"The image is {errors.size_text(int(declared))}; "
+            f"the limit is {errors.size_text(limits.max_bytes)}."
         )
     received = bytearray()
     try:
@@ -163,7 +164,7 @@ def _read_capped(response, limits: FetchLimits, deadline: float) -> bytes:
             received += chunk
             if len(received) > limits.max_bytes:
                 raise errors.PayloadTooLarge(
-                    f"The image is larger than the limit of {limits.max_bytes} bytes."
+                    f"The image is larger than the limit of {errors.size_text(limits.max_bytes)}."
                 )
             if time.monotonic() > deadline:
                 raise errors.UpstreamTimeout("Downloading the image took longer than allowed.")

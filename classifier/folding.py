@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 
-from torch import fx, nn
+from torch import nn
 from torch.fx.experimental.optimization import fuse
+
+from classifier.tracing import symbolic_trace
 
 log = logging.getLogger(__name__)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -34,7 +36,7 @@ def fold_batch_norm(module: nn.Module, name: str) -> nn.Module:
     if not before:
         return module
     try:
-        traced = fx.symbolic_trace(module)
+        traced = symbolic_trace(module)
     except Exception as exc:  # fx cannot trace every model; it then runs unfolded
         log.warning("%s runs with its BatchNorms unfolded: tracing failed (%s)", name, exc)
         return module

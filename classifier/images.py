@@ -11,11 +11,20 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import (
+    Image,
+    ImageOps,
+    UnidentifiedImageError,
+    WebPImagePlugin,  # noqa: F401 - registers WEBP now (see below)
+)
 
-from classifier import errors
+from webservice import errors
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
+# Pillow imports its format plugins at the first open, all of them for a WEBP:
+# done here, at import (before gunicorn forks), no user's first request waits for
+# it. preinit() brings JPEG, PNG, GIF and BMP; WEBP's plugin is imported above.
+Image.preinit()
 DEFAULT_MAX_PIXELS = 40_000_000  # about 6300 x 6300: any real photo, never a bomb
 # Every catalog model resizes the shorter side to at most 256 pixels, so a JPEG
 # whose shorter side is at least twice this is decoded at 1/2, 1/4 or 1/8 scale

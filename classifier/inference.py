@@ -1,4 +1,6 @@
-"""Inference in three stages, each testable alone: preprocess, forward, top-k."""
+"""One loaded model made ready to run, in three stages each testable alone:
+preprocess (PIL images to a batch), forward (a batch to class probabilities),
+top-k (probabilities to labelled predictions)."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ class Prediction:
     index: int
     probability: float
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, str | int | float]:
         return asdict(self)
 
 
@@ -46,10 +48,11 @@ class Predictor:
     ) -> None:
         if fold_batch_norm:
             loaded = replace(loaded, module=folding.fold_batch_norm(loaded.module, loaded.name))
-        # NHWC lets oneDNN skip layout reorders (see docs/performance.md).
+        # NHWC lets oneDNN skip layout reorders.
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
-            loaded.module.to(memory_format=torch.channels_last)
+            # Module.to takes memory_format, though torch's own annotations leave it out.
+            loaded.module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if pack_convolutions:  # after folding: the packed weights are the folded ones
             loaded = replace(loaded, module=packing.prepack(loaded.module, loaded.name))
         self.loaded = loaded
@@ -71,7 +74,8 @@ class Predictor:
         """Class probabilities for a preprocessed batch."""
         with torch.inference_mode():
             batch = batch.contiguous(memory_format=self.memory_format)
-            return self.loaded.module(batch).softmax(dim=-1)
+            logits: torch.Tensor = self.loaded.module(batch)
+            return logits.softmax(dim=-1)
 
     def top_k(self, probabilities: torch.Tensor, k: int) -> list[list[Prediction]]:
         k = max(1, min(k, MAX_TOP_K, probabilities.shape[-1]))
@@ -84,8 +88,11 @@ class Predictor:
             for row_values, row_indices in zip(values, indices, strict=True)
         ]
 
-    def classify(self, image: Image.Image, top_k: int = 5) -> tuple[list[Prediction], dict]:
-        """Top-k predictions for one image, with the time each stage took (ms)."""
+    def classify(
+        self, image: Image.Image, top_k: int = 5
+    ) -> tuple[list[Prediction], dict[str, float]]:
+        """Top-k predictions for one image, run here and now (no scheduler), with the time
+        each stage took (ms): for tests and benchmarks of the model alone."""
         started = time.perf_counter()
         batch = self.preprocess([image])
         preprocessed = time.perf_counter()
@@ -97,9 +104,3 @@ class Predictor:
             "inference_ms": round((inferred - preprocessed) * 1000, 2),
         }
         return predictions, timing
-
-    def warm_up(self) -> None:
-        """One forward pass so the first real request does not pay for lazy set-up."""
-        started = time.perf_counter()
-        self.classify(Image.new("RGB", (256, 256), (127, 127, 127)))
-        log.info("%s warmed up in %.0f ms", self.name, (time.perf_counter() - started) * 1000)

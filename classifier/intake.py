@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from flask import request
 
-from classifier import errors
 from classifier.fetch import FetchLimits, fetch_image_bytes
+from webservice import errors
 
 
 @dataclass(frozen=True)
@@ -67,14 +68,14 @@ def _read_json(limits: FetchLimits, check_model: Callable[[str], object] | None)
     return ImageRequest(data, "url", model, top_k, (time.perf_counter() - started) * 1000)
 
 
-def _checked_model(value, check_model: Callable[[str], object] | None) -> str | None:
+def _checked_model(value: Any, check_model: Callable[[str], object] | None) -> str | None:
     model = _optional_str(value, "model")
     if model and check_model:
         check_model(model)
     return model
 
 
-def _optional_str(value, name: str) -> str | None:
+def _optional_str(value: Any, name: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
@@ -82,7 +83,7 @@ def _optional_str(value, name: str) -> str | None:
     return value.strip()
 
 
-def _optional_top_k(value) -> int | None:
+def _optional_top_k(value: Any) -> int | None:
     if value is None or value == "":
         return None
     try:

@@ -58,14 +58,14 @@ class ModelCache(Generic[T]):
                 self._entries.move_to_end(name)
                 self._hits += 1
                 return self._entries[name]
-            pending = self._pending.get(name)
-            leader = pending is None
-            if leader:
-                pending = self._pending[name] = Future()
+            joined = self._pending.get(name)
+            if joined is None:
+                pending: Future[T] = Future()
+                self._pending[name] = pending
             else:
                 self._hits += 1
-        if not leader:
-            return pending.result()  # the leader's model, or its exception raised here
+        if joined is not None:
+            return joined.result()  # the leader's model, or its exception raised here
         try:
             value = self._load(name)
         except BaseException as exc:

@@ -24,7 +24,7 @@ import torchvision
 from torch import nn
 from torchvision.transforms import v2 as T
 
-from classifier import errors
+from webservice import errors
 
 log = logging.getLogger(__name__)
 
@@ -146,10 +146,7 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return CATALOG[name]
     except KeyError:
-        raise errors.UnknownModel(
-            f"Unknown model {name!r}. Known models: {', '.join(CATALOG)}.",
-            available=list(CATALOG),
-        ) from None
+        raise errors.UnknownModel.named(name, CATALOG) from None
 
 
 GCS_SCHEME = "gs://"

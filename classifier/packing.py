@@ -1,26 +1,25 @@
 """Run convolutions on weights packed once into oneDNN's layout, with their ReLU fused.
 
 An eager Conv2d hands oneDNN plain (NHWC or NCHW) weights, which oneDNN
-reorders into its own blocked layout on every call: for ResNet-50 that is about
-94 MB rewritten per forward pass, and the ReLU after each convolution (and the
-residual add before it) is one more pass over the activations. Here each
-convolution's weights are reordered once and called through the same oneDNN
-ops torch.compile emits on CPU (`mkldnn._convolution_pointwise`, ReLU and the
-residual add as post-ops), without compiling anything: no C++ compiler at run
-time, no compile on cold start. The arithmetic is unchanged (fp32, the same
-kernels); the tests compare every output with the unpacked model's. These ops are
-torch-internal: torch is pinned, a torch or CPU without them makes the model run
-unpacked (with a warning), and the tests would show a changed meaning on upgrade.
+reorders into its own blocked layout on every call, and the ReLU after each
+convolution (and the residual add before it) is one more pass over the
+activations. Here each convolution's weights are reordered once and called
+through the same oneDNN ops torch.compile emits on CPU
+(`mkldnn._convolution_pointwise`, ReLU and the residual add as post-ops),
+without compiling anything: no C++ compiler at run time, no compile on cold
+start. The arithmetic is unchanged (fp32, the same kernels); the tests compare
+every output with the unpacked model's. These ops are torch-internal: torch is
+pinned, a torch or CPU without them makes the model run unpacked (with a
+warning), and the tests would show a changed meaning on upgrade.
 
 oneDNN picks the packed layout for the batch size and the thread count it is
-packed under, and a layout packed for one runs slowly under another (ResNet-50,
-2 threads: packed for batch 4, a lone image took 50 ms against 34 ms unpacked;
-packed for it, 23 ms). So the weights are packed once per way of running a
-pass, lazily, by the first pass that runs that way, on the calling thread and its
-own thread count. The ways: the thread count and, on several threads, a lone
-image or a batch. Batches of 2 to 8 ran alike on any batch packing, and on one
-thread every packing ran every batch size alike (ResNet-18 and ResNet-50), so
-one thread has one way. See docs/performance.md for the measurements.
+packed under, and a layout packed for one runs slowly under another (a lone
+image on a layout packed for batches was slower than unpacked). So the weights
+are packed once for each PackedFor (the thread count and, on several threads,
+a lone image or a batch), lazily, by the first pass run that way, on the
+calling thread and its own thread count. Batches of different sizes ran alike
+on any batch packing, and on one thread every packing ran every batch size
+alike, so one thread has one packing. The performance notes have the measurements.
 """
 
 from __future__ import annotations
@@ -29,10 +28,13 @@ import copy
 import logging
 import operator
 import threading
+from typing import NamedTuple
 
 import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
+
+from classifier.tracing import symbolic_trace
 
 log = logging.getLogger(__name__)
 _ADDS = (operator.add, operator.iadd, torch.add)
@@ -69,39 +71,53 @@ class PackedConv2dAddReLU(PackedConv2d):
         )
 
 
+class PackedFor(NamedTuple):
+    """What a packing was made for: the pass's thread count and, on several threads,
+    whether it runs a lone image (one thread has a single packing for every batch)."""
+
+    threads: int
+    lone_image: bool
+
+    @classmethod
+    def this_pass(cls, batch: torch.Tensor) -> PackedFor:
+        threads = torch.get_num_threads()
+        return cls(threads, threads > 1 and batch.shape[0] == 1)
+
+    def describe(self) -> str:
+        what = "lone images" if self.lone_image else "batches" if self.threads > 1 else "any batch"
+        return f"{what} on {self.threads} thread(s)"
+
+
 class PrepackedModel(nn.Module):
-    """`module` (an fx graph) run on packed copies of its convolutions, one per way of running."""
+    """`module` (an fx graph) run on a packed copy of its convolutions per PackedFor."""
 
     def __init__(self, module: fx.GraphModule, name: str) -> None:
         super().__init__()
         self.module = module
         self.name = name
-        self._variants: dict[tuple[int, bool], nn.Module] = {}
+        self._variants: dict[PackedFor, nn.Module] = {}
         self._lock = threading.Lock()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        threads = torch.get_num_threads()
-        way = (threads, threads > 1 and x.shape[0] == 1)  # (threads, a lone image on several)
-        variant = self._variants.get(way)
+        packed_for = PackedFor.this_pass(x)
+        variant = self._variants.get(packed_for)
         if variant is None:
-            return self._pack(way, x)
+            return self._pack(packed_for, x)
         return variant(x)
 
-    def _pack(self, way: tuple[int, bool], x: torch.Tensor) -> torch.Tensor:
-        """Pack for `way` on its first pass, and answer that pass."""
-        with self._lock:  # two engines may meet the same new way at once
-            variant = self._variants.get(way)
+    def _pack(self, packed_for: PackedFor, x: torch.Tensor) -> torch.Tensor:
+        """Pack for `packed_for` on its first pass, and answer that pass."""
+        with self._lock:  # two engines may meet the same new PackedFor at once
+            variant = self._variants.get(packed_for)
             if variant is None:
-                self._variants[way], answer = self._packed_copy(x)
-                threads, lone = way
-                what = "lone images" if lone else "batches" if threads > 1 else "any batch"
-                log.info("%s: convolutions packed for %s on %d thread(s)", self.name, what, threads)
+                self._variants[packed_for], answer = self._packed_copy(x)
+                log.info("%s: convolutions packed for %s", self.name, packed_for.describe())
                 return answer
         return variant(x)
 
     def _packed_copy(self, example: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
-        """The module to run this way from now on, and its answer for `example`: the
-        packed copy if it gives the unpacked answer, else the unpacked module."""
+        """The module to run from now on for this PackedFor, and its answer for `example`:
+        the packed copy if it gives the unpacked answer, else the unpacked module."""
         # A new GraphModule over the same leaf modules: replacing a convolution in it
         # leaves self.module, and so every other variant, as it was.
         graph = fx.GraphModule(self.module, copy.deepcopy(self.module.graph))
@@ -135,7 +151,7 @@ def prepack(module: nn.Module, name: str) -> nn.Module:
         return module
     if not isinstance(module, fx.GraphModule):
         try:
-            module = fx.symbolic_trace(module)
+            module = symbolic_trace(module)
         except Exception as exc:
             log.warning("%s runs unpacked: tracing failed (%s)", name, exc)
             return module
@@ -172,19 +188,22 @@ def _pack_convolutions(graph: fx.GraphModule) -> fx.GraphModule:
 def _plain_conv(graph: fx.GraphModule, node: fx.Node) -> nn.Conv2d | None:
     if node.op != "call_module" or len(node.args) != 1 or node.kwargs:
         return None
+    (source,) = node.args
+    if not isinstance(node.target, str) or not isinstance(source, fx.Node):
+        return None
     conv = graph.get_submodule(node.target)
     if type(conv) is not nn.Conv2d or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
         return None
     if conv.weight.dtype != torch.float32:
         return None
-    meta = node.args[0].meta.get("tensor_meta")
+    meta = source.meta.get("tensor_meta")
     if meta is None or len(meta.shape) != 4 or meta.dtype != torch.float32:
         return None
     return conv
 
 
 def _is_relu(graph: fx.GraphModule, node: fx.Node) -> bool:
-    if node.op == "call_module":
+    if node.op == "call_module" and isinstance(node.target, str):
         return type(graph.get_submodule(node.target)) is nn.ReLU
     return node.op == "call_function" and node.target in (torch.relu, nn.functional.relu)
 
@@ -198,7 +217,7 @@ def _residual_before_relu(graph: fx.GraphModule, conv: fx.Node, add: fx.Node) ->
     residual = add.args[1] if add.args[0] is conv else add.args[0]
     if not isinstance(residual, fx.Node) or residual is conv:
         return None
-    shapes = [n.meta.get("tensor_meta") for n in (conv, residual)]
-    if None in shapes or shapes[0].shape != shapes[1].shape:
+    conv_meta, residual_meta = (n.meta.get("tensor_meta") for n in (conv, residual))
+    if conv_meta is None or residual_meta is None or conv_meta.shape != residual_meta.shape:
         return None  # a broadcast add is not what the fused op computes
     return residual

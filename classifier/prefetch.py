@@ -1,8 +1,9 @@
 """Download the published weights of catalog models into TORCH_HOME.
 
-The backend base image runs this at build time, so containers never download
-weights when they start:  python -m classifier.prefetch resnet50 resnet18
-With no names it fetches every catalog model. Packaged weights need nothing.
+The backend base image runs this at build time:
+    python -m classifier.prefetch resnet50 resnet18
+`--all` fetches every catalog model; no names fetch nothing, so an empty
+PREFETCH_MODELS bakes no weights. Packaged weights need nothing.
 """
 
 from __future__ import annotations
@@ -31,11 +32,16 @@ def prefetch(names: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "models", nargs="*", help=f"catalog names (default: all of {list(CATALOG)})"
-    )
+    parser.add_argument("models", nargs="*", help=f"catalog names, of {list(CATALOG)}")
+    parser.add_argument("--all", action="store_true", help="every catalog model")
     args = parser.parse_args(argv)
-    for path in prefetch(args.models or list(CATALOG)):
+    if args.all and args.models:
+        parser.error("name models or give --all, not both")
+    names = list(CATALOG) if args.all else args.models
+    if not names:
+        # An empty list means none: a build given PREFETCH_MODELS="" bakes no weights.
+        print("no model named: nothing to fetch (name catalog models, or give --all)")
+    for path in prefetch(names):
         print(path)
     return 0
 

@@ -27,7 +27,7 @@ served = ", ".join(m.get("name", "?") for m in models) or "no model listed"
 st.caption(f"Backend {client.base_url} serves: {served}")
 top_k = st.sidebar.slider("Predictions to show", 1, 10, min(settings.default_top_k, 10))
 
-choice = ui.image_input("v1")
+choice = ui.image_input("v1", settings.max_upload_bytes)
 clicked = st.button("Classify", key="v1-classify", type="primary", disabled=choice is None)
 if clicked and choice is not None:
     with st.spinner("Classifying..."):

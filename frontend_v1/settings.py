@@ -1,12 +1,9 @@
-"""frontend_v1's configuration: SERVING_URL and the client's patience, from the environment."""
+"""frontend_v1's configuration: SERVING_URL, the client's patience and the page's limits."""
 
 from __future__ import annotations
 
-from pydantic import Field
-
-from apiclient.settings import ClientSettings
+from apiclient.settings import FrontendSettings
 
 
-class FrontendV1Settings(ClientSettings):
-    default_top_k: int = Field(5, ge=1, le=20, description="predictions shown by default")
-    models_ttl_seconds: float = Field(30, gt=0, description="how long /models stays cached")
+class FrontendV1Settings(FrontendSettings):
+    pass

@@ -45,9 +45,13 @@ chosen = st.sidebar.selectbox(
     "Model", list(by_name), key=CHOICE_KEY, format_func=lambda name: by_name[name].label
 )
 entry = by_name[chosen]
+unavailable = [m.name for m in models if not m.available]
+if unavailable:
+    st.sidebar.caption(f"Not available on this backend: {', '.join(unavailable)}.")
 usable = entry.available
 if not usable:
-    st.sidebar.warning(f"{chosen} is unavailable: {entry.reason}. Pick another model.")
+    st.sidebar.warning(f"{chosen} is not available on this backend. Pick another model.")
+    st.sidebar.caption(f"Why: {entry.reason}")
 else:
     try:
         if send_choice(client, chosen):
@@ -62,7 +66,7 @@ if not backend_keeps_sessions():
 top_k = st.sidebar.slider("Predictions to show", 1, 10, min(settings.default_top_k, 10))
 st.caption(f"Backend: {client.base_url}")
 
-choice = ui.image_input("v2")
+choice = ui.image_input("v2", settings.max_upload_bytes)
 classify_tab, compare_tab = st.tabs(["Classify", "Compare models"])
 
 with classify_tab:

@@ -42,10 +42,11 @@ class ModelEntry:
 
     @property
     def label(self) -> str:
-        # Streamlit cannot disable one option of a selectbox, so an unavailable
-        # model says why in its label and cannot be used once picked.
+        # Short, so the picker never cuts a name off. Streamlit cannot disable one
+        # option of a selectbox: an unavailable model is marked here, listed under
+        # the picker, and explained (and refused) once picked.
         if not self.available:
-            return f"{self.name} (unavailable: {self.reason})"
+            return f"{self.name} (unavailable)"
         return f"{self.name} (default)" if self.default else self.name
 
 

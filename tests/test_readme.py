@@ -1,7 +1,12 @@
 """The README tells the truth: its paths exist, its make targets and commands work,
-and its scoring table is the autograder's rubric."""
+and its scoring table is the autograder's rubric.
+
+It runs in the master repository and in the student release alike (the
+release's README is the master's without its master-only parts).
+"""
 
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -11,7 +16,7 @@ from autograder.rubric import QUESTION_MAXIMA
 from tests.support.servers import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
-# The instructor and developer documents moved out of the README are held to the same truth.
+# The documents that stay with the master repository are held to the same truth.
 DOCUMENTS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").rglob("*.md"))]
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
 FENCED = re.compile(r"^```(?:bash)?\n(.*?)^```", re.S | re.M)
@@ -44,7 +49,7 @@ def mentioned_paths() -> set[str]:
 
 
 def test_the_readme_mentions_many_paths():
-    assert len(mentioned_paths()) > 30
+    assert len(mentioned_paths()) > 20
 
 
 @pytest.mark.parametrize("path", sorted(mentioned_paths()))
@@ -64,7 +69,7 @@ def mentioned_targets() -> set[str]:
 
 
 def test_the_readme_mentions_the_main_targets():
-    assert {"run", "test", "serve", "grade", "handout", "bench"} <= mentioned_targets()
+    assert {"run", "test", "serve", "grade", "setup", "clean"} <= mentioned_targets()
 
 
 @pytest.mark.parametrize("target", sorted(mentioned_targets()))
@@ -114,41 +119,93 @@ def test_contents_links_point_at_headings():
     assert [link for link in links if link not in anchors] == []
 
 
+def section(heading: str) -> str:
+    """The README's text under `heading`, up to the next heading of the same level."""
+    level = heading.split(" ", 1)[0]
+    start = README.index(heading + "\n")
+    end = README.find(f"\n{level} ", start + len(heading))
+    return README[start : end if end != -1 else None]
+
+
+def test_the_sections_come_in_the_order_a_student_needs_them():
+    headings = re.findall(r"^## (.+)$", README, re.M)
+    student = [
+        "Quickstart",
+        "Contents",
+        "What you build, and why",
+        "Set-up",
+        "Running the app locally",
+        "Questions and scoring",
+        "Deploying to Google Cloud",
+        "Checking your work with the autograder",
+        "Troubleshooting",
+    ]
+    assert headings[: len(student)] == student
+
+
+def test_set_up_states_what_it_downloads_and_stores_in_each_case():
+    setup = section("## Set-up")
+    rows = re.findall(r"^\| ([^|]+) \| ([^|]*GB) \| ([^|]*GB) \|$", setup, re.M)
+    assert [row[0] for row in rows] == [
+        "the PyTorch CPU index (when it answers)",
+        "the default index (the fallback)",
+    ]
+    assert "measured" in setup
+
+
+def copy_loop() -> str:
+    [loop] = [block for block in FENCED.findall(README) if " cp " in block]
+    return loop
+
+
+def test_the_copy_loop_fills_in_missing_files_and_never_overwrites_one(tmp_path):
+    (tmp_path / "deployment").mkdir()
+    for template in sorted(set(assignment.TEMPLATES.values())):
+        shutil.copy2(REPO_ROOT / template, tmp_path / template)
+    script = tmp_path / "loop.sh"
+    script.write_text("set -eu\n" + copy_loop())
+    run_loop = ["bash", str(script)]
+    subprocess.run(run_loop, cwd=tmp_path, check=True, timeout=30)
+    for logical, template in assignment.TEMPLATES.items():
+        assert (tmp_path / logical).read_text() == (REPO_ROOT / template).read_text(), logical
+    finished = tmp_path / assignment.cloudbuild_file("backend_v1")
+    finished.write_text("steps: []  # a student's work\n")
+    (tmp_path / assignment.deploy_script("frontend_v2")).unlink()
+    subprocess.run(run_loop, cwd=tmp_path, check=True, timeout=30)
+    assert finished.read_text() == "steps: []  # a student's work\n"
+    assert (tmp_path / assignment.deploy_script("frontend_v2")).is_file()
+
+
 def run(command: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["bash", "-c", command], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
     )
 
 
-@pytest.mark.parametrize(
-    ("command", "expected"),
-    [
-        ("make help", "make run"),
-        (".venv/bin/python -m autograder batch --help", "--jobs"),
-        (".venv/bin/python -m tools.handout --help", "--out"),
-        (".venv/bin/python -m classifier.prefetch --help", "catalog"),
-    ],
-)
+OFFLINE_COMMANDS = [
+    ("make help", "make run"),
+    (".venv/bin/python -m autograder batch --help", "--jobs"),
+    (".venv/bin/python -m classifier.prefetch --help", "catalog"),
+]
+if (REPO_ROOT / "tools" / "handout.py").is_file():  # the master repository's own tool
+    OFFLINE_COMMANDS.append((".venv/bin/python -m tools.handout --help", "--out"))
+
+
+@pytest.mark.parametrize(("command", "expected"), OFFLINE_COMMANDS)
 def test_offline_commands_run(command, expected):
-    assert command.split()[0] in README or command in README or command.startswith(".venv")
     result = run(command)
     assert result.returncode == 0, result.stderr
     assert expected in result.stdout
 
 
 @pytest.mark.slow
-def test_grading_the_repo_root_explains_every_missing_file():
+def test_grading_the_repo_root_explains_every_student_file():
+    """In the master the student files are missing; in the release they are templates."""
     result = run(".venv/bin/python -m pytest autograder -q -p no:cacheprovider", timeout=300)
     assert "autograder summary" in result.stdout
     assert "Traceback" not in result.stdout
-    assert "how to fix: create deployment/cloudbuild_backend_v1.yaml" in result.stdout
-
-
-@pytest.mark.slow
-def test_grading_the_solution_gives_every_automated_point():
-    result = run(
-        ".venv/bin/python -m pytest autograder -q -p no:cacheprovider --submission solution",
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert "Every automated check passes." in result.stdout
+    config = assignment.cloudbuild_file("backend_v1")
+    if (REPO_ROOT / config).exists():
+        assert "this is still the untouched template" in result.stdout
+    else:
+        assert f"how to fix: create {config}" in result.stdout

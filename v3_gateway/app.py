@@ -1,9 +1,9 @@
 """v3 gateway: backend_v2's public API in front of one model service per model.
 
-Each model runs as its own service (backend_v1 with MODEL_NAME set), so each
-scales, fails and deploys on its own. The gateway routes by model name, keeps
-each caller's chosen model in a server-side session as v2 does, and never
-imports torch: it passes request bodies through without decoding them.
+Each model runs as its own service (backend_v1 with MODEL_NAME set). The
+gateway routes by model name, keeps each caller's chosen model in a
+server-side session as v2 does, and never imports torch: it passes request
+bodies through without decoding them.
 """
 
 from __future__ import annotations
@@ -13,22 +13,17 @@ import logging
 from flask import Flask, Response, session
 from pydantic import ValidationError
 
-from classifier import errors
-from classifier.sessions import SessionSettings, init_sessions
-from classifier.web import (
-    configure_logging,
-    error_response,
-    health_blueprint,
-    register_error_handlers,
-)
-from v3_gateway.availability import Availability
+from v3_gateway.availability import Availability, DefaultModelReadiness
 from v3_gateway.incoming import Incoming, read_incoming
 from v3_gateway.settings import GatewayServerSettings, GatewaySettings
 from v3_gateway.transport import HandlePerThread
 from v3_gateway.upstream import Deadline, ModelClient, Reply
+from webservice import errors
+from webservice.api import init_api
+from webservice.model_choice import CHOICE_KEY, model_choice_blueprint, session_choice
+from webservice.sessions import SessionSettings, init_sessions
 
 log = logging.getLogger(__name__)
-SESSION_KEY = "model"
 
 
 def load_settings() -> GatewaySettings:
@@ -45,15 +40,7 @@ def create_app(
     settings: GatewaySettings | None = None, session_settings: SessionSettings | None = None
 ) -> Flask:
     settings = settings or load_settings()
-    configure_logging()
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
-    # As in backend_v2: write a session back only when it changed, so a slow
-    # /predict that read the old choice cannot overwrite a PUT /model made meanwhile.
-    app.config["SESSION_REFRESH_EACH_REQUEST"] = False
-    app.json.sort_keys = False
-    init_sessions(app, session_settings or SessionSettings())
-    register_error_handlers(app)
 
     threads = GatewayServerSettings().gunicorn_threads
     handles = HandlePerThread()
@@ -61,6 +48,8 @@ def create_app(
         name: ModelClient(route, settings, handles) for name, route in settings.routes.items()
     }
     availability = Availability(clients, settings.probe_cache_seconds)
+    init_api(app, settings, readiness=DefaultModelReadiness(availability, settings.default))
+    init_sessions(app, session_settings or SessionSettings())
     app.extensions["v3_gateway"] = {"clients": clients, "availability": availability}
     if len(clients) > 1 and settings.max_in_flight_per_model >= threads:
         log.warning(
@@ -70,32 +59,31 @@ def create_app(
             threads,
         )
 
-    def default_not_ready() -> str | None:
-        status = availability.status(settings.default)
-        return None if status.available else f"default model {settings.default}: {status.reason}"
-
-    app.register_blueprint(health_blueprint(default_not_ready))
-
     def client_for(name: str) -> ModelClient:
         client = clients.get(name)
         if client is None:
-            raise errors.UnknownModel(
-                f"Unknown model {name!r}. Models available here: {', '.join(clients)}.",
-                available=list(clients),
-            )
+            raise errors.UnknownModel.named(name, clients)
         return client
 
-    def session_choice() -> str | None:
-        """The caller's PUT /model choice, if it is still a routed model."""
-        chosen = session.get(SESSION_KEY)
-        return chosen if chosen in clients else None
-
     def session_model() -> str:
-        return session_choice() or settings.default
+        """The caller's PUT /model choice if it is still a routed model, else the default."""
+        return session_choice(offered=clients) or settings.default
 
-    def choice_body(name: str, selected_by: str) -> dict:
-        """backend_v2's answer to GET/PUT/DELETE /model."""
-        return {"model": name, "selected_by": selected_by, "default": settings.default}
+    def choose(name: str) -> None:
+        """PUT /model/<name>, as in backend_v2: check the model, then keep the choice."""
+        client_for(name)
+        status = availability.status(name)
+        if not status.available:
+            raise errors.ModelUnavailable(
+                f"Model {name!r} is unavailable ({status.reason}); your choice is unchanged.",
+                model=name,
+                available=[other.name for other in availability.all_statuses() if other.available],
+            )
+        session[CHOICE_KEY] = name
+
+    app.register_blueprint(
+        model_choice_blueprint(default=settings.default, choose=choose, offered=clients)
+    )
 
     def forward(name: str, incoming: Incoming) -> Response:
         client = client_for(name)
@@ -105,14 +93,6 @@ def create_app(
             Deadline(settings.upstream_deadline),
         )
         return relay(client, reply)
-
-    @app.errorhandler(errors.ModelUnavailable)
-    @app.errorhandler(errors.ModelBusy)
-    def _retry_later(exc: errors.ApiError):
-        response = error_response(exc.code, exc.message, exc.status, **exc.details)
-        if "retry_after_seconds" in exc.details:
-            response.headers["Retry-After"] = str(exc.details["retry_after_seconds"])
-        return response
 
     @app.get("/models")
     def models():
@@ -146,31 +126,6 @@ def create_app(
                 "drop one or make them agree."
             )
         return forward(name, incoming)
-
-    @app.put("/model/<name>")
-    def choose_model(name: str):
-        client_for(name)
-        status = availability.status(name)
-        if not status.available:
-            raise errors.ModelUnavailable(
-                f"Model {name!r} is unavailable ({status.reason}); your choice is unchanged.",
-                model=name,
-                available=[other.name for other in availability.all_statuses() if other.available],
-            )
-        session[SESSION_KEY] = name
-        return choice_body(name, "session")
-
-    @app.get("/model")
-    def current_model():
-        chosen = session_choice()
-        if chosen:
-            return choice_body(chosen, "session")
-        return choice_body(settings.default, "service_default")
-
-    @app.delete("/model")
-    def forget_model():
-        session.pop(SESSION_KEY, None)
-        return choice_body(settings.default, "service_default")
 
     log.info(
         "v3 gateway routes %s (default %s)",

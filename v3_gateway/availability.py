@@ -58,6 +58,21 @@ class Availability:
             return list(pool.map(self.status, names))
 
 
+class DefaultModelReadiness:
+    """The gateway is ready when its default model is (webservice.api.Readiness)."""
+
+    def __init__(self, availability: Availability, default: str) -> None:
+        self.availability = availability
+        self.default = default
+
+    def warm_up(self, cores: int | None = None) -> None:
+        """Nothing to load in a gateway worker: each model service warms itself up."""
+
+    def not_ready_reason(self) -> str | None:
+        status = self.availability.status(self.default)
+        return None if status.available else f"default model {self.default}: {status.reason}"
+
+
 def probe(client: ModelClient) -> Status:
     name = client.name
     try:

@@ -68,6 +68,7 @@ class CircuitBreaker:
             if state == HALF_OPEN and not self._trial_running:
                 self._trial_running = True
                 return
+            assert self._opened_at is not None  # open or half-open: it was opened
             retry_in = max(0.0, self._opened_at + self.reset_timeout - self._clock())
             raise CircuitOpen(self.name, retry_in, self._failures)
 

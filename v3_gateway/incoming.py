@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from classifier import errors
+from webservice import errors
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,8 @@ def read_incoming() -> Incoming:
 def _raw_body() -> bytes:
     """The request body as received, read once straight from the WSGI input.
 
-    werkzeug's get_data() copies a body through its stream wrappers: 0.15-0.28 ms
-    for a 265 KB photo (measured), for bytes the gateway only passes on. The
+    werkzeug's get_data() copies a body through its stream wrappers, a measurable
+    share of the gateway's cost (the performance notes) for bytes it only passes on. The
     upload limit it would enforce is checked here; werkzeug then reads the same
     bytes again if the form has to be parsed, so what is forwarded is what came.
     """
@@ -85,8 +85,8 @@ def _may_name_a_model(body: bytes, boundary: bytes) -> bool:
     """Could a part of this multipart body be the "model" field?
 
     The gateway needs only that one small field, and werkzeug's form parser copies
-    every byte of the upload through Python-level chunks to find it (about 0.2 ms
-    per photo, most of the gateway's own work). The parts' header blocks are
+    every byte of the upload through Python-level chunks to find it (most of the
+    gateway's own work, the performance notes). The parts' header blocks are
     found with bytes.find instead (a delimiter cannot occur inside a part) and
     searched for the name, case-insensitively and in its RFC 2231 form ("name*="),
     so this errs only towards a full parse. Anything unexpected: a full parse.

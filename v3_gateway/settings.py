@@ -6,16 +6,15 @@ from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from apiclient.auth import BackendAuth
-from classifier.server_config import ServerSettings
 from v3_gateway.routes import ModelRoute, RouteConfigError, build_routes, load_yaml, parse_pairs
+from webservice.api import UploadSettings
+from webservice.server import ServerSettings
 
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
-
-class GatewaySettings(BaseSettings):
+class GatewaySettings(UploadSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
     model_services: str = Field("", description="name=url,name=url")
@@ -39,7 +38,6 @@ class GatewaySettings(BaseSettings):
     # /ready and /models ask the model services, briefly, and remember the answer.
     probe_timeout: float = Field(2.0, gt=0)
     probe_cache_seconds: float = Field(2.0, ge=0)
-    max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0)
     max_response_bytes: int = Field(1024 * 1024, gt=0)
     # "id-token": call private model services with a Google ID token (apiclient/auth.py).
     backend_auth: BackendAuth = Field("none", description="none | id-token")
@@ -65,10 +63,6 @@ class GatewaySettings(BaseSettings):
     @property
     def default(self) -> str:
         return self.default_model or next(iter(self.routes))
-
-    @property
-    def max_content_length(self) -> int:
-        return self.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
 
 
 class GatewayServerSettings(ServerSettings):

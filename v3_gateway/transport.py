@@ -3,9 +3,8 @@
 libcurl rather than urllib3: the gateway's own cost per /predict is mostly
 Python running cold (after the model's forward pass, or after a pause), and
 urllib3 sends and parses in Python (http.client, the email parser for headers).
-libcurl does both in C. In front of ResNet-50 the gateway added 0.45 ms less to
-the direct call with it (+1.86 against +2.31 ms, the medians of five alternated
-rounds of 250 turns; 0.2-0.7 ms less round by round).
+libcurl does both in C, and the gateway added less to the direct call in front
+of ResNet-50 with it in every alternated round (the performance notes).
 
 Each request thread keeps its own handle, and so its own keep-alive connections:
 a libcurl handle must not be used by two threads at once. Handles are made on

@@ -12,11 +12,11 @@ import time
 
 from apiclient.auth import AUTH_ID_TOKEN, audience_of, id_token_source, refused_message
 from apiclient.errors import BackendAuthFailed
-from classifier import errors
 from v3_gateway.breaker import CircuitBreaker, CircuitOpen
 from v3_gateway.routes import ModelRoute
 from v3_gateway.settings import GatewaySettings
 from v3_gateway.transport import Answer, HandlePerThread, Timeouts, TransportError, exchange
+from webservice import errors
 
 log = logging.getLogger(__name__)
 

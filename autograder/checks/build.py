@@ -9,7 +9,7 @@ from pathlib import Path
 
 from autograder import assignment
 from autograder.checks import check
-from autograder.checks.common import filled_in
+from autograder.checks.common import attempted, filled_in
 from autograder.cloudbuild import (
     BuildConfig,
     DockerBuild,
@@ -19,12 +19,13 @@ from autograder.cloudbuild import (
     split_image,
 )
 from autograder.context import GradingContext
-from autograder.feedback import CheckFailed
+from autograder.feedback import CheckFailed, Skipped
 
 _PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 _REPOSITORY = re.compile(r"[a-z]([a-z0-9-]*[a-z0-9])?")
 _IMAGE_NAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
 ALLOWED_TAGS = ("${BUILD_ID}", "latest")
+PROJECT_ID = assignment.PROJECT_PLACEHOLDER
 
 
 def usable_config(ctx: GradingContext, component: str) -> BuildConfig:
@@ -169,7 +170,7 @@ def base_build(ctx: GradingContext, component: str) -> None:
             expected=f"a docker build step with --file={expected_file} and the repo root (.) "
             "as context",
             found=f"Dockerfiles built: {_dockerfiles_built(builds.config)}",
-            fix="add the build-base step (see the template's step 2)",
+            fix="write the build-base step (see the template's build-base step)",
             where=where,
         )
     _existing_dockerfile(ctx, base, where)
@@ -369,35 +370,83 @@ def images_pushed(ctx: GradingContext, component: str) -> None:
             )
 
 
+def _repository_of(reference: str) -> tuple[str, str, str] | None:
+    """(host, project, repository) of an image reference, or None when it has fewer parts."""
+    parts = image_repo(reference).split("/")
+    return (parts[0], parts[1], parts[2]) if len(parts) >= 4 else None
+
+
+def _one_place(repositories: set[tuple[str, str, str]]) -> bool:
+    """Whether these all name one repository: $PROJECT_ID is whichever project builds."""
+    projects = {project for _, project, _ in repositories} - {PROJECT_ID}
+    return len({(host, name) for host, _, name in repositories}) <= 1 and len(projects) <= 1
+
+
 @check("one_repository")
 def one_repository(ctx: GradingContext, _target=None) -> None:
-    repositories: dict[str, list[str]] = {}
+    """All four configs push to one repository.
+
+    A config whose images cannot be read, or that fails its own push check, is
+    charged there; the comparison leaves it out and says to fix it first.
+    """
+    where = "deployment/cloudbuild_*.yaml"
+    locations: dict[str, set[tuple[str, str, str]]] = {}  # component -> its repositories
+    left_out, not_written = [], []
     for component in assignment.COMPONENTS:
-        where = assignment.cloudbuild_file(component)
+        logical = assignment.cloudbuild_file(component)
         try:
-            images_pushed(ctx, component)
             builds = find_builds(ctx, component)
-        except CheckFailed as failure:
-            raise CheckFailed(
-                what="could not compare the repositories, because another check fails",
-                expected="all four configs passing their Q1 checks",
-                found=f"{failure.where}: {failure.what}",
-                fix="fix that file first",
-                where=where,
-            ) from None
-        for build in (builds.base, builds.app):
-            for tag in build.tags:
-                location = "/".join(image_repo(tag).split("/")[:3])
-                repositories.setdefault(location, []).append(component)
-    if len(repositories) > 1:
-        found = "; ".join(f"{loc} ({', '.join(sorted(set(c)))})" for loc, c in repositories.items())
+        except CheckFailed:
+            (left_out if attempted(ctx, logical) else not_written).append(logical)
+            continue
+        tags = [t for b in (builds.base, builds.app) if b is not None for t in b.tags]
+        repositories = {_repository_of(t) for t in tags}
+        if not tags or None in repositories:
+            left_out.append(logical)
+            continue
+        locations[component] = repositories
+    if not_written:
         raise CheckFailed(
-            what="the configs push to different Artifact Registry repositories",
-            expected="one repository for all images, so the deploy scripts find them",
-            found=found,
-            fix="use the same project and repository in all four cloudbuild_*.yaml",
-            where="deployment/cloudbuild_*.yaml",
+            what="the repositories cannot be compared: a config is not written yet",
+            expected="all four cloudbuild_*.yaml, pushing to one repository",
+            found=", ".join(not_written) + " missing or still the template",
+            fix="write every config (the deploy scripts find all images in one repository)",
+            where=where,
         )
+    every = set().union(*locations.values()) if locations else set()
+    if not _one_place(every):
+        own_failures = {c for c in locations if fails(images_pushed, ctx, c)}
+        sound = set().union(*(locations[c] for c in locations if c not in own_failures))
+        if not _one_place(sound) or not own_failures:
+            found = "; ".join(
+                f"{'/'.join(location)} "
+                f"({', '.join(c for c in locations if location in locations[c])})"
+                for location in sorted(every)
+            )
+            raise CheckFailed(
+                what="the configs push to different Artifact Registry repositories",
+                expected="one repository for all images, so the deploy scripts find them",
+                found=found,
+                fix="use the same project ($PROJECT_ID) and repository in all four "
+                "cloudbuild_*.yaml",
+                where=where,
+            )
+        left_out += [assignment.cloudbuild_file(c) for c in sorted(own_failures)]
+    if left_out:
+        raise Skipped(
+            blocked_by=", ".join(left_out),
+            unchecked="whether its images go to the same repository as the other configs'",
+            where=where,
+        )
+
+
+def fails(check_function, ctx: GradingContext, component: str) -> bool:
+    """Whether a check of this component's config fails (it reports that itself)."""
+    try:
+        check_function(ctx, component)
+    except CheckFailed:
+        return True
+    return False
 
 
 def _pulls_of(config: BuildConfig, base: DockerBuild) -> list[DockerCommand]:
@@ -407,6 +456,23 @@ def _pulls_of(config: BuildConfig, base: DockerBuild) -> list[DockerCommand]:
         for pull in config.pulls
         if any(normalize_image(w) in tags for w in pull.words if not w.startswith("-"))
     ]
+
+
+def _q2_not_attempted(config: BuildConfig) -> bool:
+    """No pull anywhere and no --cache-from on any build: Q2's step is not written yet."""
+    return not config.pulls and not any(b.cache_from for b in config.builds)
+
+
+def _q2_missing(where: str, found: str) -> CheckFailed:
+    """Q2 not attempted: point at the question, never at its answer."""
+    return CheckFailed(
+        what="this config does not have Q2's cache step yet",
+        expected="the step Q2 asks for, at the beginning of the config",
+        found=found,
+        fix="read Q2 in the README (its hint says where to start), then add the step to "
+        "each of your four configs",
+        where=where,
+    )
 
 
 def _base_or_fail(ctx: GradingContext, component: str) -> Builds:
@@ -429,12 +495,15 @@ def pull_base(ctx: GradingContext, component: str) -> None:
     base = builds.base
     pulls = _pulls_of(builds.config, base)
     if not pulls:
+        if _q2_not_attempted(builds.config):
+            raise _q2_missing(where, "no step pulls an image")
         other = [" ".join(p.words) for p in builds.config.pulls]
         raise CheckFailed(
-            what="the build never pulls the last base image",
-            expected=f"a first step `docker pull {base.tags[0]} || exit 0`",
+            what="the build never pulls the base image it builds",
+            expected=f"a step before the base build that pulls {base.tags[0]}",
             found=("pulls: " + "; ".join(other)) if other else "no docker pull",
-            fix="add the pull-base step (template step 1): without it there is no cache to use",
+            fix="pull the very image the base build is tagged with: without it there is no "
+            "cache to use",
             where=where,
         )
     before = [p for p in pulls if builds.config.command_before(p, base.command)]
@@ -467,6 +536,8 @@ def cache_from(ctx: GradingContext, component: str) -> None:
     tags = set(map(normalize_image, base.tags))
     cached = [c for c in base.cache_from if normalize_image(c) in tags]
     if not cached:
+        if _q2_not_attempted(builds.config):
+            raise _q2_missing(where, "the base build reuses nothing, and no step pulls an image")
         raise CheckFailed(
             what="the base build does not use the pulled image as its cache",
             expected=f"--cache-from={base.tags[0]} on the base build",
@@ -487,7 +558,7 @@ def cache_from(ctx: GradingContext, component: str) -> None:
     if not any(normalize_image(c) in pulled for c in cached):
         raise CheckFailed(
             what="--cache-from names an image the build never pulls, so there is no cache",
-            expected=f"a `docker pull {cached[0]} || exit 0` step before the base build",
+            expected=f"a step before the base build that pulls {cached[0]}",
             found=f"--cache-from={cached[0]} without a pull",
             fix="docker only uses a --cache-from image that is present locally: pull it first",
             where=where,

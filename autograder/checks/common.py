@@ -1,4 +1,9 @@
-"""Checks every student file goes through first: present, and not the template."""
+"""What every check of a student file goes through first, and helpers the checks share.
+
+Present and not the template (`filled_in`), a script that parses and runs
+(`working_script`), gcloud's verdict on its commands (`refused_calls`), and
+reading what a recorded command did (`gcloud_words`, `split_by_space`).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,25 @@ import sys
 from pathlib import Path
 
 from autograder import assignment
-from autograder.context import GradingContext, bash_syntax_error
+from autograder.context import GradingContext
 from autograder.feedback import CheckFailed
+from autograder.gcloud_cli import command_words
+from autograder.gcloud_oracle import OracleVerdict
 from autograder.script_runner import RecordedCall, ScriptRun
+
+
+def attempted(ctx: GradingContext, logical: str) -> bool:
+    """Whether the student wrote anything in this file (present, and not the untouched template).
+
+    A file that depends on one never attempted cannot be spared its checks: there
+    is no mistake elsewhere to charge instead.
+    """
+    try:
+        text = ctx.text(logical)
+    except CheckFailed:
+        return False
+    template = ctx.template_text(logical)
+    return template is None or text.strip() != template.strip()
 
 
 def filled_in(ctx: GradingContext, logical: str) -> str:
@@ -36,6 +57,13 @@ def filled_in(ctx: GradingContext, logical: str) -> str:
             where=logical,
         )
     return text
+
+
+def bash_syntax_error(path: Path) -> str | None:
+    result = subprocess.run(
+        ["bash", "-n", str(path)], capture_output=True, text=True, timeout=30, check=False
+    )
+    return result.stderr.strip() or None if result.returncode else None
 
 
 def _shellcheck_binary() -> str | None:
@@ -117,65 +145,52 @@ def working_script(ctx: GradingContext, logical: str) -> ScriptRun:
     return ctx.memo(("working", logical), compute)
 
 
-def rejected_calls(ctx: GradingContext, logical: str) -> None:
-    """CheckFailed if gcloud itself would refuse any command the script ran.
+def refused_calls(ctx: GradingContext, logical: str) -> list[tuple[RecordedCall, OracleVerdict]]:
+    """The script's gcloud commands that gcloud itself refuses, with its verdicts."""
+    return [(call, verdict) for call, verdict in ctx.command_verdicts(logical) if verdict.rejected]
 
-    A refusal of the Cloud Build config a `builds submit` names is left to that
-    config's own check (config_valid), so one mistake is not charged twice.
-    """
-    for call, verdict in ctx.command_verdicts(logical):
-        if verdict.rejected and "as build config" not in verdict.message:
-            shown = " ".join(call.command)
-            raise CheckFailed(
-                what="gcloud refuses a command the script runs",
-                expected="commands and flags gcloud accepts",
-                found=f"{shown[:300]}\n            gcloud says: {verdict.message.splitlines()[0]}",
-                fix="check the flag names against `gcloud <command> --help`",
-                where=logical,
-            )
+
+def refusal_failure(call: RecordedCall, verdict: OracleVerdict, logical: str) -> CheckFailed:
+    shown = " ".join(call.command)
+    # A grader rule (gcloud_cli.refusal) rather than one of gcloud's own.
+    grader = verdict.message.startswith("the grader")
+    return CheckFailed(
+        what=("the grader" if grader else "gcloud") + " refuses a command the script runs",
+        expected="commands and flags gcloud accepts, reading only files of the repository",
+        found=f"{shown[:300]}\n            {'why' if grader else 'gcloud says'}: "
+        + verdict.message.splitlines()[0],
+        fix="write every flag in the command itself"
+        if grader
+        else "check the flag names against `gcloud <command> --help`",
+        where=logical,
+    )
 
 
 def gcloud_words(call: RecordedCall) -> list[str]:
     """The command words of a recorded gcloud call (flags, values and tracks left out)."""
-    words, skip = [], False
-    for word in call.argv:
-        if skip:
-            skip = False
-            continue
-        if word.startswith("-"):
-            skip = "=" not in word and word in _VALUE_FLAGS
-            continue
-        if word in ("alpha", "beta"):
-            continue
-        words.append(word)
-    return words
+    return command_words(call.command)
 
 
-_VALUE_FLAGS = {
-    "--project",
-    "--region",
-    "--format",
-    "--config",
-    "--image",
-    "--substitutions",
-    "--tag",
-    "--source",
-    "--platform",
-    "--account",
-    "--port",
-    "--memory",
-    "--cpu",
-    "--set-env-vars",
-    "--update-env-vars",
-    "--env-vars-file",
-    "--service-account",
-    "--timeout",
-    "--concurrency",
-    "--max-instances",
-    "--min-instances",
-    "--member",
-    "--role",
-    "--ingress",
-    "--labels",
-    "--verbosity",
-}
+def split_by_space(run: ScriptRun, value: str | None) -> bool:
+    """Whether `value` is a path that broke in two at the space in the copy's folder name.
+
+    The grader runs scripts in a folder whose name has a space, as many students'
+    folders do; an unquoted "$dir/file" then reaches the command as two words,
+    the first ending where that space is.
+    """
+    if not value or not run.copy_root or " " not in run.copy_root:
+        return False
+    return run.copy_root.startswith(value.rstrip("/") + " ")
+
+
+def space_failure(run: ScriptRun, option: str, value: str, logical: str) -> CheckFailed:
+    folder = run.copy_root.rsplit("/", 1)[-1]
+    return CheckFailed(
+        what=f"the path given to {option} is cut in two at a space",
+        expected=f'one word for the path: {option} "$script_dir/..." (quoted)',
+        found=f"{value} and then the rest of the path as a separate word: the grader runs "
+        f"your script from a folder named `{folder}`, and an unquoted path splits there",
+        fix="put double quotes around every variable that holds a path, e.g. "
+        '--config="$config" and "$repo_root": your own folders may have spaces too',
+        where=logical,
+    )

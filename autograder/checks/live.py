@@ -1,5 +1,11 @@
 """Q3 and Q6 live part: the deployed services answer (only with --live).
 
+The backend probe uploads a photo the grader ships (autograder/probe_image.jpg)
+to /predict as a multipart upload, so the point depends on the student's
+service alone, never on a third-party image host. With --probe-image-url the
+backend is also asked to fetch that URL: an extra, reported in the item's note,
+that can never cost a point (the host may be down or refuse the service).
+
 Each probe has a connect and a read timeout and is retried once (a Cloud Run
 service scaled to zero may need a cold start); urllib3's Retry does the
 retrying so that the policy is one declaration rather than a loop.
@@ -12,6 +18,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from autograder.checks import check
+from autograder.checks.deliverables import listed_urls
 from autograder.context import GradingContext
 from autograder.feedback import CheckFailed, Pending
 
@@ -44,7 +51,7 @@ def _require_live(ctx: GradingContext, version: str, role: str) -> str:
             f"not probed: run `pytest autograder --live` once your {version} services are "
             "deployed (these points are awarded only by a live run)"
         )
-    return ctx.version_urls(version)[role].url.rstrip("/")
+    return listed_urls(ctx, version)[role].url.rstrip("/")
 
 
 def _get(session, url: str, where: str, timeout: float, **kwargs) -> requests.Response:
@@ -87,7 +94,7 @@ def _status(response: requests.Response, what: str, where: str, expected: str = 
 
 
 @check("live_backend")
-def live_backend(ctx: GradingContext, version: str) -> None:
+def live_backend(ctx: GradingContext, version: str) -> str | None:
     base = _require_live(ctx, version, "back_end")
     where = f"deliverables.yaml services.{version}.back_end"
     timeout = ctx.options.probe_timeout
@@ -110,24 +117,39 @@ def live_backend(ctx: GradingContext, version: str) -> None:
                     fix="deploy backend v2's image",
                     where=where,
                 )
-        predict = _get(
-            session,
-            f"{base}/predict",
-            where,
-            timeout,
-            method="POST",
-            json={"url": ctx.options.probe_image_url},
+        upload = {"image": ("probe.jpg", ctx.options.probe_image.read_bytes(), "image/jpeg")}
+        predict = _get(session, f"{base}/predict", where, timeout, method="POST", files=upload)
+        _status(predict, f"POST {base}/predict (a JPEG uploaded in the field `image`)", where)
+        _prediction(predict, where)
+        if ctx.options.probe_image_url:
+            return _url_probe(session, base, ctx.options.probe_image_url, timeout)
+    return None
+
+
+def _prediction(response: requests.Response, where: str) -> None:
+    body = _json(response, "/predict", where)
+    if not isinstance(body, dict) or not (body.get("predictions") or body.get("category")):
+        raise CheckFailed(
+            what="/predict answered without a prediction",
+            expected='{"category": ..., "predictions": [...]}',
+            found=str(body)[:160],
+            fix="deploy the backend image of this version",
+            where=where,
         )
-        _status(predict, f"POST {base}/predict", where)
-        body = _json(predict, "/predict", where)
-        if not isinstance(body, dict) or not (body.get("predictions") or body.get("category")):
-            raise CheckFailed(
-                what="/predict answered without a prediction",
-                expected='{"category": ..., "predictions": [...]}',
-                found=str(body)[:160],
-                fix="deploy the backend image of this version",
-                where=where,
-            )
+
+
+def _url_probe(session, base: str, image_url: str, timeout: float) -> str:
+    """The extra URL probe's outcome, as a note: it never costs a point."""
+    try:
+        response = session.post(
+            f"{base}/predict", json={"url": image_url}, timeout=(CONNECT_TIMEOUT, timeout)
+        )
+        _status(response, "POST /predict with an image URL", "")
+        _prediction(response, "")
+    except (requests.RequestException, CheckFailed) as exc:
+        reason = exc.what if isinstance(exc, CheckFailed) else type(exc).__name__
+        return f"extra, not graded: fetching {image_url} by URL failed ({reason})"
+    return f"extra, not graded: /predict also classified {image_url} by URL"
 
 
 @check("live_frontend")

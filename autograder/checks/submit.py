@@ -6,12 +6,16 @@ from autograder import assignment
 from autograder.checks import check
 from autograder.checks.common import (
     gcloud_words,
-    rejected_calls,
+    refusal_failure,
+    refused_calls,
     side_calls_note,
+    space_failure,
+    split_by_space,
     working_script,
 )
 from autograder.context import GradingContext
 from autograder.feedback import CheckFailed
+from autograder.script_runner import RecordedCall, ScriptRun
 
 
 @check("submit_runs")
@@ -42,13 +46,18 @@ def submit_build(ctx: GradingContext, component: str) -> None:
             fix="call `gcloud builds submit` with your config and the repo root",
             where=logical,
         )
-    problems = [_submit_problem(ctx, call, component) for call in submits]
+    problems = [_submit_problem(ctx, run, call, component) for call in submits]
     if all(problems):
         raise problems[0]
-    rejected_calls(ctx, logical)
+    # The command's own verdict (its words and flags): a config gcloud would refuse
+    # is charged to the config alone (config_valid), never to this script.
+    for call, verdict in refused_calls(ctx, logical):
+        raise refusal_failure(call, verdict, logical)
 
 
-def _submit_problem(ctx: GradingContext, call, component: str) -> CheckFailed | None:
+def _submit_problem(
+    ctx: GradingContext, run: ScriptRun, call: RecordedCall, component: str
+) -> CheckFailed | None:
     logical = assignment.submit_script(component)
     expected_config = assignment.cloudbuild_file(component)
     config = call.flag("--config")
@@ -61,6 +70,8 @@ def _submit_problem(ctx: GradingContext, call, component: str) -> CheckFailed | 
             fix="add --config=<path of your cloudbuild yaml>",
             where=logical,
         )
+    if split_by_space(run, config):
+        return space_failure(run, "--config", config, logical)
     config_name = ctx.logical_path(config, call.cwd)
     if config_name != expected_config:
         return CheckFailed(
@@ -80,6 +91,8 @@ def _submit_problem(ctx: GradingContext, call, component: str) -> CheckFailed | 
         )
     positional = gcloud_words(call)[2:]
     source = positional[0] if positional else "."
+    if split_by_space(run, source):
+        return space_failure(run, "gcloud builds submit (its source folder)", source, logical)
     source_name = ctx.logical_path(source, call.cwd)
     if source_name != ".":
         return CheckFailed(

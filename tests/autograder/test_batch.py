@@ -6,10 +6,11 @@ import csv
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from autograder.batch import BatchOptions, grade_one
+from autograder.batch import BatchOptions, grade_one, gradebook_row
 from tests.autograder.builders import (
     FILLED_ANSWERS,
     REPO_ROOT,
@@ -39,6 +40,9 @@ def _own_answers(seed: int) -> str:
     return text
 
 
+MISTAKEN: dict = {}  # student -> the mistake in their files (None: the untouched templates)
+
+
 def _class() -> dict[str, tuple[dict[str, str], str, float]]:
     """name -> (files, layout, expected total)."""
     students = {}
@@ -46,10 +50,12 @@ def _class() -> dict[str, tuple[dict[str, str], str, float]]:
     for index in range(32):
         if index % 8 == 0:
             files, expected = template_files(), 0.0
+            MISTAKEN[f"student-{index:02d}"] = None
         elif index % 8 in (1, 2):
             files, expected = solution_files(), 74.0
         else:
             mistake = plain[index % len(plain)]
+            MISTAKEN[f"student-{index:02d}"] = mistake
             files = mistake.files()
             expected = None  # checked against the in-process grade below
         if index % 8:
@@ -64,6 +70,7 @@ def _class() -> dict[str, tuple[dict[str, str], str, float]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # as long as the batch's own subprocess timeout below
 def test_a_class_of_32_is_graded_in_parallel(tmp_path):
     students = _class()
     class_dir = tmp_path / "class"
@@ -98,12 +105,16 @@ def test_a_class_of_32_is_graded_in_parallel(tmp_path):
     with csv_path.open() as handle:
         rows = {row["submission"]: row for row in csv.DictReader(handle)}
     assert len(rows) == 32
-    assert list(next(iter(rows.values())))[3:12] == [f"Q{i}" for i in range(1, 9)] + ["total"]
+    header = list(next(iter(rows.values())))
+    assert header[3:14] == [f"Q{i}" for i in range(1, 9)] + ["total", "pending", "final"]
     for name, (_, _, expected) in students.items():
         row = rows[name]
         assert row["status"] == "graded"
+        assert float(row["grading_seconds"]) > 0
+        assert row["final"] == "no"  # hand grades and live probes are still to come
         total = float(row["total"])
         assert total == sum(float(row[f"Q{i}"]) for i in range(1, 9))
+        assert float(row["pending"]) == 26  # 22 by hand, 4 live: pending, never zeros
         if expected is not None:
             assert total == expected, name
         else:
@@ -111,8 +122,16 @@ def test_a_class_of_32_is_graded_in_parallel(tmp_path):
     assert rows["student-03"]["name"] == "Student 3"
 
     report = (tmp_path / "grades-report.md").read_text()
-    assert "Submissions: 32 (graded 32, timed out 0, crashed 0)" in report
-    assert "| cloudbuild_backend_v1.yaml is a valid Cloud Build config | Q1 | 2 | 28/32" in report
+    assert (
+        "Submissions: 32 (graded 32, timed out 0 (their finished checks kept), crashed 0)" in report
+    )
+    invalid = sum(m is None or "Q1.backend_v1.config_valid" in m.lost for m in MISTAKEN.values())
+    passed = 32 - invalid
+    assert (
+        f"| cloudbuild_backend_v1.yaml is a valid Cloud Build config | Q1 | 2 | {passed}/32 "
+        in report
+    )
+    assert "| Q7 | 8 | 0/32 | - | - | 0.0 | 8.0 |" in report  # all by hand: nothing final yet
     assert "| student-01 | student-02 | Q2 |" in report
     pair_rows = [line for line in report.splitlines() if line.startswith("| student-")]
     assert len(pair_rows) == 5  # that pair only, once per written question
@@ -125,7 +144,11 @@ def test_a_submission_that_times_out_or_crashes_is_reported_not_raised(tmp_path)
     options = BatchOptions(out=tmp_path / "out", timeout=0.2, no_gcloud=True)
     outcome = grade_one(folder, options)
     assert outcome.status == "timeout"
-    assert "longer than 0.2 s" in outcome.detail
+    assert "stopped after 0.2 s" in outcome.detail
+    assert "no points lost" in outcome.detail
+    # Stopped before any check ran: nothing is lost, everything is still to come.
+    row = gradebook_row(outcome)
+    assert (row.total, row.pending_total) == (0, 100)
 
     crashed = grade_one(tmp_path / "does-not-exist", BatchOptions(out=tmp_path / "out"))
     assert crashed.status == "crashed"
@@ -134,3 +157,36 @@ def test_a_submission_that_times_out_or_crashes_is_reported_not_raised(tmp_path)
         "does not exist"
         in (tmp_path / "out" / "submissions" / "does-not-exist" / "log.txt").read_text()
     )
+
+
+@pytest.mark.slow
+def test_a_batch_timeout_keeps_the_checks_that_finished(tmp_path):
+    """A script that hangs past the batch's timeout: what finished counts, the rest is
+    "not graded" (to rerun), and nothing is charged for the stop."""
+    files = solution_files()
+    marker = f"hung-script-{tmp_path.name}"
+    files["deployment/deploy_frontend_v2.sh"] = f"#!/bin/bash\nexec -a {marker} sleep 3600\n"
+    folder = write_submission(tmp_path / "hangs", files)
+    options = BatchOptions(out=tmp_path / "out", timeout=45, no_gcloud=True, script_timeout=600)
+    outcome = grade_one(folder, options)
+    assert outcome.status == "timeout"
+    # The hung script, in a session of its own, ended with the grading process.
+    assert not [p for p in Path("/proc").glob("[0-9]*/cmdline") if _runs(p, marker)]
+    statuses = outcome.results["extra_data"]["statuses"]
+    assert statuses["Q6.frontend_v2.deploy_runs"] == "not_graded"
+    assert statuses["Q1.backend_v1.config_valid"] == "passed"  # the first check, long done
+    tests = {t["number"]: t for t in outcome.results["tests"]}
+    assert "rerun" in tests["Q6.frontend_v2.deploy_runs"]["output"]
+    assert set(statuses.values()) <= {"passed", "not_graded", "pending"}
+    row = gradebook_row(outcome)
+    assert row.total == sum(t.get("score", 0) for t in tests.values())  # not graded: no score
+    assert row.total + row.pending_total == 100  # nothing lost: given or still to come
+    saved = (tmp_path / "out" / "submissions" / "hangs" / "results.json").read_text()
+    assert '"timed_out": true' in saved
+
+
+def _runs(cmdline: Path, marker: str) -> bool:
+    try:
+        return cmdline.read_bytes().startswith(marker.encode())
+    except OSError:
+        return False

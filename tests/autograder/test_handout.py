@@ -50,9 +50,11 @@ def test_the_gradescope_zip_has_setup_run_autograder_and_the_grader(built):
             assert checked.returncode == 0, checked.stderr
         run_autograder = bundle.read("run_autograder").decode()
     assert "--results-json /autograder/results/results.json" in run_autograder
-    assert {"source/autograder/rubric.yaml", "source/autograder/conftest.py"} <= names
-    assert "source/autograder/requirements.txt" in names
-    assert not [n for n in names if n.startswith("source/solution/")]
+    # Gradescope extracts the zip into /autograder/source: setup.sh reads
+    # /autograder/source/autograder/requirements.txt, so the release is at the root.
+    assert {"autograder/rubric.yaml", "autograder/conftest.py", "autograder_args"} <= names
+    assert "autograder/requirements.txt" in names
+    assert not [n for n in names if n.startswith(("solution/", "source/"))]
 
 
 def _grade_in(release, *args, tmp_path):

@@ -1,4 +1,8 @@
-"""`--live` against the project's own services, started on loopback like `make serve`."""
+"""`--live` against the project's own services, started on loopback like `make serve`.
+
+The backend probe uploads the photo the grader ships; no image host is needed.
+An image URL, when given, is an extra that is reported and never graded.
+"""
 
 from __future__ import annotations
 
@@ -62,7 +66,7 @@ def _deliverables(v1_back, v1_front, v2_back, v2_front) -> str:
     )
 
 
-def _grade(grader, deliverables: str, image_url: str):
+def _grade(grader, deliverables: str, image_url: str | None = None):
     files = solution_files()
     files["deliverables.yaml"] = deliverables
     return grader.grade(files, live=True, allow_local_urls=True, probe_image_url=image_url)
@@ -88,6 +92,25 @@ def test_live_services_earn_the_live_points(
         assert results[item].status == "passed", results[item].message
     offline_and_live = [r for r in results.values() if r.item.kind != "manual"]
     assert sum(r.score for r in offline_and_live) == 78
+    assert f"/predict also classified {cat_url} by URL" in results["Q3.v1.live_backend"].message
+
+
+def test_the_backend_point_needs_no_image_host(grader, lite0_backend, v1_frontend, v2_services):
+    """No URL at all, then one nothing answers: the point comes from the upload either way."""
+    v2_backend, v2_frontend = v2_services
+    deliverables = _deliverables(
+        lite0_backend.url, v1_frontend.url, v2_backend.url, v2_frontend.url
+    )
+    uploads_only = _grade(grader, deliverables)
+    assert uploads_only["Q3.v1.live_backend"].status == "passed"
+    assert uploads_only["Q3.v1.live_backend"].message == ""
+    dead_host = f"http://127.0.0.1:{free_port()}/cat.jpg"
+    host_down = _grade(grader, deliverables, dead_host)
+    for item in ("Q3.v1.live_backend", "Q6.v2.live_backend"):
+        assert host_down[item].status == "passed", host_down[item].message
+        assert host_down[item].score == 1
+        assert "extra, not graded" in host_down[item].message
+        assert "failed" in host_down[item].message
 
 
 def test_wrong_or_dead_urls_fail_with_a_message(grader, lite0_backend, v1_frontend, cat_url):

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import json
+import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from autograder import answers, cloudbuild, deliverables
+from autograder import answers, cloudbuild, deliverables, gcloud_cli
+from autograder.checks.common import gcloud_words as recorded_words
+from autograder.checks.deploy import (
+    MEMORY_HEADROOM,
+    backend_peak_mib,
+    memory_mib,
+    required_memory_mib,
+)
 from autograder.engine import ERROR, result_for
 from autograder.feedback import CheckFailed
-from autograder.manual import ManualGradesError, read_manual_grades
 from autograder.oracle import FALLBACK_NOTE, Oracle
 from autograder.report import summary_text
 from autograder.rubric import RUBRIC_FILE, RubricError, load_rubric, parse_rubric, verify
 from autograder.safe_yaml import load_yaml_text
-from autograder.shell_words import failure_tolerated, sets_errexit, split_commands
+from autograder.script_runner import RecordedCall
+from autograder.shell_words import (
+    GCLOUD_VALUE_FLAGS,
+    failure_tolerated,
+    gcloud_key_values,
+    gcloud_words,
+    sets_errexit,
+    split_commands,
+)
+from autograder.similarity import similarity
 from tests.autograder.builders import FILLED_ANSWERS, REPO_ROOT
 
 
@@ -53,6 +72,59 @@ def test_a_failing_pull_is_tolerated_only_when_bash_would_go_on(script, tolerate
     commands = split_commands(script)
     index = next(i for i, c in enumerate(commands) if c.words[:2] == ["docker", "pull"])
     assert failure_tolerated(commands, index, sets_errexit(commands)) is tolerated
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--project", "P", "builds", "submit", "src", "--config", "c.yaml"],
+        ["builds", "submit", "src", "--config", "c.yaml", "--project", "P"],
+        ["--project=P", "beta", "builds", "submit", "--config=c.yaml", "src"],
+        ["builds", "submit", "--async", "src", "--substitutions", "_A=1,_B=2"],
+    ],
+)
+def test_gcloud_words_are_read_wherever_the_flags_are(argv):
+    assert gcloud_words(argv) == ["builds", "submit", "src"]
+
+
+def test_the_grader_reads_every_flag_gcloud_gives_a_value_and_the_recorder_no_other():
+    """One splitter: the checks and the oracle pass it gcloud's own value flags (all of
+    them); the recorder's short list, used beside the scripts, names only such flags."""
+    call = RecordedCall("gcloud", ("run", "deploy", "--remove-labels", "team", "backend-v1"), "/")
+    assert recorded_words(call) == ["run", "deploy", "backend-v1"]
+    assert gcloud_cli.command_words(call.command) == ["run", "deploy", "backend-v1"]
+    assert gcloud_cli.value_flags() >= GCLOUD_VALUE_FLAGS
+    for command in ("builds submit", "run deploy", "run services describe"):
+        flags = gcloud_cli.reference()["commands"][command]["flags"]
+        used = {"--config", "--substitutions", "--image", "--region", "--format", "--memory"}
+        assert {name for name in used if name in flags} <= GCLOUD_VALUE_FLAGS
+
+
+def test_the_grading_tree_leaves_out_the_masters_caches(tmp_path):
+    """Tools' caches in the master (mypy's) are never copied for scripts and gcloud."""
+    from autograder.context import GradingContext, Options
+    from autograder.submission import load_submission
+
+    master = tmp_path / "master"
+    for cache in (".mypy_cache", ".ruff_cache", ".pytest_cache"):
+        (master / cache).mkdir(parents=True)
+        (master / cache / "entry.json").write_text("{}")
+    (master / "deployment").mkdir()
+    (master / "deployment" / "Dockerfile.base").write_text("FROM python:3.11-slim\n")
+    (tmp_path / "student").mkdir()
+    submission = load_submission(tmp_path / "student", assignment_root=master)
+    context = GradingContext(submission, Options(use_gcloud=False), Oracle(None, use_gcloud=False))
+    try:
+        tree = context.grading_tree()
+        assert (tree / "deployment" / "Dockerfile.base").is_file()
+        assert not any(path.name.endswith("_cache") for path in tree.iterdir())
+    finally:
+        context.close()
+
+
+def test_gcloud_key_value_lists_and_their_delimiter_form():
+    assert gcloud_key_values("_A=1,_B=x=y") == {"_A": "1", "_B": "x=y"}
+    assert gcloud_key_values("^;^URLS=a,b;MODE=fast") == {"URLS": "a,b", "MODE": "fast"}
 
 
 def test_substitutions_and_image_names():
@@ -126,8 +198,8 @@ def test_short_answers_are_extracted_and_template_text_is_not_an_answer():
 
 
 def test_similarity_ignores_case_markup_and_spacing():
-    assert answers.similarity("The *cache* works", "the cache   works") == 1.0
-    assert answers.similarity("layers are reused", "sessions keep state apart") < 0.6
+    assert similarity("The *cache* works", "the cache   works") == pytest.approx(1.0)
+    assert similarity("layers are reused", "sessions keep state apart") < 0.2
 
 
 def test_the_rubric_adds_up_and_a_drifted_rubric_is_refused():
@@ -136,23 +208,6 @@ def test_the_rubric_adds_up_and_a_drifted_rubric_is_refused():
     drifted = parse_rubric(RUBRIC_FILE.read_text().replace("points: 8\n", "points: 7\n"))
     with pytest.raises(RubricError, match="Q7: items add up to 7"):
         verify(drifted)
-
-
-def test_manual_grades_in_both_shapes(tmp_path):
-    rubric = load_rubric()
-    short = tmp_path / "short.csv"
-    short.write_text("question,points\nQ4,2.5\nQ7,\n")
-    assert read_manual_grades(short, rubric) == {"Q4.written": 2.5}
-    sheet = tmp_path / "sheet.csv"
-    graded = answers.sheet_row("b", None)
-    graded["Q2_points"] = "4"
-    answers.write_sheet(sheet, [answers.sheet_row("a", None), graded])
-    assert read_manual_grades(sheet, rubric, submission="b") == {"Q2.written": 4.0}
-    assert read_manual_grades(sheet, rubric, submission="zz") == {}
-    bad = tmp_path / "bad.csv"
-    bad.write_text("question,points\nQ1,3\n")
-    with pytest.raises(ManualGradesError, match="not a hand-graded question"):
-        read_manual_grades(bad, rubric)
 
 
 def test_an_internal_error_becomes_a_message_and_the_summary_groups_causes():
@@ -170,13 +225,80 @@ def test_an_internal_error_becomes_a_message_and_the_summary_groups_causes():
     assert text.count("the file is missing") == 1
 
 
-def test_without_gcloud_the_schema_checks_the_config_and_says_so(tmp_path):
+def test_without_gcloud_the_vendored_rules_check_the_config_and_say_so(tmp_path):
     oracle = Oracle(None, use_gcloud=False)
     good = oracle.validate_config(REPO_ROOT / "solution" / "cloudbuild_backend_v1.yaml")
     assert good.accepted
     assert good.message == FALLBACK_NOTE
     bad = tmp_path / "bad.yaml"
-    bad.write_text("steps: {name: x}\n")
+    bad.write_text("steps: {name: x}\nstepz: []\n")
     verdict = oracle.validate_config(Path(bad))
     assert verdict.rejected
-    assert "is not of type 'array'" in verdict.message
+    assert "`.stepz`: unused" in verdict.message
+
+
+def test_the_recorder_reads_a_global_flag_before_the_command_group(tmp_path):
+    """The recording gcloud splits words as the checks do, also run in isolated mode."""
+    log = tmp_path / "calls.jsonl"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            str(REPO_ROOT / "autograder" / "recording_cli.py"),
+            *("gcloud", "--project", "my-proj", "run", "services", "describe", "backend-v1"),
+            *("--format", "value(status.url)"),
+        ],
+        env={"RECORDER_LOG": str(log), "RECORDER_SERVICE_URLS": "{}"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.startswith("https://backend-v1-")
+    assert result.stdout.strip().endswith("-nn.a.run.app")
+    assert json.loads(log.read_text())["argv"][:2] == ["--project", "my-proj"]
+
+
+@pytest.mark.parametrize(
+    ("value", "mib"),
+    [("512Mi", 512), ("2Gi", 2048), ("4gi", 4096), ("2G", 1e9 * 2 / 2**20), ("1073741824", 1024)],
+)
+def test_memory_sizes_are_read_as_cloud_run_reads_them(value, mib):
+    assert memory_mib(value) == pytest.approx(mib)
+
+
+def test_the_memory_a_torch_backend_needs_comes_from_its_measured_peak():
+    for component in ("backend_v1", "backend_v2"):
+        peak = backend_peak_mib()[component]
+        assert peak > 512  # the reason Cloud Run's default does not do
+        assert required_memory_mib(component) == math.ceil(peak * MEMORY_HEADROOM)
+    assert memory_mib("lots") is None
+
+
+def test_an_environment_failure_is_not_graded_and_costs_nothing():
+    from autograder.engine import ENVIRONMENT
+    from autograder.report import results_json
+    from autograder.sandbox import SandboxError
+
+    rubric = load_rubric()
+    item = rubric.by_id("Q3.backend_v1.deploy_runs")
+    result = result_for(item, SandboxError("the bwrap sandbox did not start: out of pids"))
+    assert result.status == ENVIRONMENT
+    assert "costs you nothing" in result.message
+    assert "NOT GRADED (1 points)" in summary_text(rubric, [result])
+    data = results_json(rubric, [result])
+    (test,) = data["tests"]
+    assert "score" not in test
+    assert "status" not in test  # neither passed nor failed on Gradescope
+    assert data["extra_data"]["environment_errors"] == ["Q3.backend_v1.deploy_runs"]
+
+
+def test_substitution_values_are_strings_not_base64():
+    """`_REGION: northamerica-northeast1` is no base64, and gcloud accepts it."""
+    from autograder import cloudbuild_schema
+
+    config = load_yaml_text(
+        "steps:\n- name: ubuntu\n  args: [echo, $_REGION]\n"
+        "substitutions:\n  _REGION: northamerica-northeast1\n  _UNUSED: x\n",
+        "cloudbuild.yaml",
+    )
+    assert cloudbuild_schema.check(config) is None

@@ -6,6 +6,8 @@ script does, not how it is spelled.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -80,7 +82,8 @@ set -euo pipefail
 project="${1:?usage: $0 PROJECT_ID}"
 gcloud run deploy backend-v1 \\
   --image "northamerica-northeast1-docker.pkg.dev/$project/ml-deploy/backend-v1:latest" \\
-  --region northamerica-northeast1 --allow-unauthenticated --project "$project"
+  --region northamerica-northeast1 --allow-unauthenticated --project "$project" \\
+  --memory 2Gi
 """
 
 SUBMIT_FROM_REPO_ROOT = """\
@@ -110,6 +113,31 @@ gcloud beta run deploy backend-v2 \\
   --memory 4Gi --port 8080
 gcloud run services add-iam-policy-binding backend-v2 \\
   --member=allUsers --role=roles/run.invoker
+"""
+
+
+# The repository comes only from the submit script's --substitutions (the config
+# has no default): read wrongly, the images would have no repository at all.
+CONFIG_WITHOUT_DEFAULTS = (
+    (Path(__file__).resolve().parents[2] / "solution" / "cloudbuild_backend_v2.yaml")
+    .read_text(encoding="utf-8")
+    .replace("  _REPOSITORY: ml-deploy\n", "  _UNUSED: x\n")
+)
+SUBMIT_GLOBAL_FLAG_FIRST = """\
+#!/usr/bin/env bash
+set -euo pipefail
+here="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
+project="$(gcloud config get-value project)"
+gcloud --project "$project" builds submit "$here/.." \\
+  --config="$here/cloudbuild_backend_v2.yaml" --substitutions=_REPOSITORY=ml-deploy
+"""
+SUBMIT_GLOBAL_FLAG_LAST = """\
+#!/usr/bin/env bash
+set -euo pipefail
+here="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
+project="$(gcloud config get-value project)"
+gcloud builds submit "$here/.." --config="$here/cloudbuild_backend_v2.yaml" \\
+  --substitutions=_REPOSITORY=ml-deploy --project "$project"
 """
 
 
@@ -148,6 +176,18 @@ VARIATIONS = {
     "region from gcloud config, beta track, public through IAM": lambda: _with(
         **{"deploy_backend_v2.sh": DEPLOY_WITH_IAM_BINDING}
     ),
+    "gcloud --project P builds submit, the repository from --substitutions": lambda: _with(
+        **{
+            "submit_build_backend_v2.sh": SUBMIT_GLOBAL_FLAG_FIRST,
+            "cloudbuild_backend_v2.yaml": CONFIG_WITHOUT_DEFAULTS,
+        }
+    ),
+    "gcloud builds submit ... --project P, the repository from --substitutions": lambda: _with(
+        **{
+            "submit_build_backend_v2.sh": SUBMIT_GLOBAL_FLAG_LAST,
+            "cloudbuild_backend_v2.yaml": CONFIG_WITHOUT_DEFAULTS,
+        }
+    ),
     "quoted URLs and comments in deliverables.yaml": lambda: replace(
         replace(
             solution_files(),
@@ -177,6 +217,21 @@ def test_valid_variation_keeps_full_points(name, variation_results):
     assert failed(results) == {}, {k: r.message for k, r in failed(results).items()}
     awarded, possible = automated_points(results)
     assert awarded == possible
+
+
+def test_a_global_flag_before_the_command_group_is_graded_the_same(variation_results):
+    """`gcloud --project P builds submit` reads as `builds submit` with its --substitutions."""
+    first = variation_results[
+        "gcloud --project P builds submit, the repository from --substitutions"
+    ]
+    last = variation_results[
+        "gcloud builds submit ... --project P, the repository from --substitutions"
+    ]
+    assert {k: (r.status, r.score) for k, r in first.items()} == {
+        k: (r.status, r.score) for k, r in last.items()
+    }
+    assert first["Q1.backend_v2.submit_build"].status == "passed"
+    assert first["Q1.backend_v2.images_pushed"].status == "passed"
 
 
 @pytest.mark.gcloud

@@ -112,7 +112,7 @@ def test_environment_is_scrubbed(tmp_path, monkeypatch):
     assert env["REPOSITORY"] == "repo-x"
     assert env["HTTPS_PROXY"].startswith("http://127.0.0.1:")
     assert env["PATH"].split(":")[0].endswith("/bin")
-    assert "script-run-" in env["PATH"].split(":")[0]
+    assert "script-" in env["PATH"].split(":")[0]  # the stand-ins, in the run's own folder
 
 
 def test_timeout_ends_the_script_and_its_children(tmp_path):

@@ -6,6 +6,7 @@ import torchvision
 
 from backend_v1.app import create_app
 from backend_v1.settings import BackendV1Settings
+from webservice.api import readiness_of
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +27,7 @@ def app(resnet18_weights):
         allow_loopback_urls=True,
     )
     app = create_app(settings)
-    app.extensions["model_holder"].warm_up()
+    readiness_of(app).warm_up()  # what gunicorn's post_worker_init does
     return app
 
 

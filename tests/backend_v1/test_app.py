@@ -9,6 +9,7 @@ from backend_v1.app import create_app
 from backend_v1.settings import BackendV1Settings
 from classifier.packing import PrepackedModel
 from tests.support.images import encode, sample_jpeg, sample_photo
+from webservice.api import readiness_of
 
 
 def upload(client, data, filename="photo.jpg", **form):
@@ -33,20 +34,21 @@ def test_not_ready_until_warmed_up(resnet18_weights):
     client = cold.test_client()
     assert_error(client.get("/ready"), 503, "not_ready")
     assert client.get("/health").status_code == 200
-    cold.extensions["model_holder"].warm_up()
+    readiness_of(cold).warm_up()
     assert client.get("/ready").status_code == 200
 
 
 def test_convolutions_are_packed_unless_the_environment_says_not(resnet18_weights, monkeypatch):
     monkeypatch.setenv("MODEL_NAME", "resnet18")
     monkeypatch.setenv("MODEL_WEIGHTS", str(resnet18_weights))
-    holder = create_app(BackendV1Settings()).extensions["model_holder"]
-    assert isinstance(holder.predictor.loaded.module, PrepackedModel)
-    assert holder.predictor.scheduler.engines is None  # one engine per core on packed weights
+    served = readiness_of(create_app(BackendV1Settings()))
+    assert isinstance(served.loaded.get("resnet18").loaded.module, PrepackedModel)
+    assert served.scheduler.engines is None  # one engine per core on packed weights
     monkeypatch.setenv("PACK_CONVOLUTIONS", "false")
-    holder = create_app(BackendV1Settings()).extensions["model_holder"]
-    assert not isinstance(holder.predictor.loaded.module, PrepackedModel)
-    assert holder.predictor.classify(sample_photo("cat"))[0]
+    served = readiness_of(create_app(BackendV1Settings()))
+    predictor = served.loaded.get("resnet18")
+    assert not isinstance(predictor.loaded.module, PrepackedModel)
+    assert predictor.classify(sample_photo("cat"))[0]
 
 
 def test_models_lists_the_served_model(client):
@@ -151,7 +153,7 @@ def test_unknown_route_and_method_are_json(client):
 
 def test_random_weights_are_flagged_in_models_and_predictions():
     app = create_app(BackendV1Settings(model_name="resnet18", model_weights="random"))
-    app.extensions["model_holder"].warm_up()
+    readiness_of(app).warm_up()
     client = app.test_client()
     (entry,) = client.get("/models").get_json()["models"]
     assert entry["weights"] == "random"

@@ -14,44 +14,34 @@ this app and against backend_v2, proving the test can see such mix-ups.
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, session
 
-from backend_v2.app import ModelService, session_choice
 from backend_v2.app import create_app as create_real_app
 from backend_v2.settings import BackendV2Settings
-from classifier.images import decode_image
-from classifier.inference import Predictor
 from classifier.intake import read_image_request
+from webservice.api import readiness_of
+from webservice.model_choice import CHOICE_KEY
 
 # THE BUG: one variable for every request thread of this worker.
-current_model: Predictor | None = None
+current_model: str | None = None
 
 
 def create_app() -> Flask:
     settings = BackendV2Settings()
     app = create_real_app(settings)
-    service: ModelService = app.extensions["model_service"]
+    served = readiness_of(app)  # the real backend_v2's served model
 
     @app.before_request
     def switch_to_callers_model():
         global current_model
-        current_model = service.predictor(session_choice() or service.default_name)
+        current_model = session.get(CHOICE_KEY) or settings.model_name
 
     def predict_with_the_current_model():
         global current_model
-        image_request = read_image_request(settings.fetch_limits)
+        image_request = read_image_request(settings.fetch_limits, check_model=served.check)
         if image_request.model:
-            current_model = service.predictor(image_request.model)
-        image = decode_image(image_request.data, max_pixels=settings.max_image_pixels)
-        predictions, timing = current_model.classify(
-            image, top_k=image_request.top_k or settings.default_top_k
-        )
-        return {
-            "model": current_model.name,
-            "category": predictions[0].label,
-            "predictions": [p.to_json() for p in predictions],
-            "timing_ms": timing,
-        }
+            current_model = image_request.model
+        return served.classify(image_request, model=current_model).to_json()
 
-    app.view_functions["predict_route"] = predict_with_the_current_model
+    app.view_functions["predict"] = predict_with_the_current_model
     return app

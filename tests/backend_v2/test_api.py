@@ -12,6 +12,7 @@ from classifier.models import CATALOG
 from tests.backend_v2.conftest import DEFAULT_MODEL, SECRET
 from tests.backend_v2.weights import AVAILABLE, MISSING, PACKAGED
 from tests.support.images import sample_jpeg
+from webservice.api import readiness_of
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +39,7 @@ def make_app(v2_weights, tmp_path_factory):
 @pytest.fixture(scope="module")
 def app(make_app):
     app = make_app()
-    app.extensions["model_service"].warm_up()  # what gunicorn's post_worker_init does
+    readiness_of(app).warm_up()  # what gunicorn's post_worker_init does
     return app
 
 
@@ -226,7 +227,7 @@ def test_ready_only_after_the_default_model_is_warm(make_app):
     client = app.test_client()
     assert_error(client.get("/ready"), 503, "not_ready")
     assert client.get("/health").get_json() == {"status": "ok"}
-    app.extensions["model_service"].warm_up()
+    readiness_of(app).warm_up()
     assert client.get("/ready").get_json() == {"status": "ready"}
 
 

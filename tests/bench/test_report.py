@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench.report import render, targets
 
 
@@ -143,3 +145,52 @@ def test_the_cold_start_is_shown_as_a_signed_difference_from_the_import():
     assert verdicts(measured)[cold] == ("ready after 6.70 s, import 6.90 s: -0.20 s", True)
     measured["cold_start"] = {"ready_s": [7.6], "import_s": [6.9]}
     assert verdicts(measured)[cold] == ("ready after 7.60 s, import 6.90 s: +0.70 s", False)
+
+
+def test_backend_v2_is_judged_against_backend_v1_at_four_users():
+    target = "backend_v2 (same model) at least 0.9 of backend_v1's throughput at 4 users"
+    measured = results(kit_rate=15.0, ceiling_rate=29.0)
+    contenders = measured["models"]["resnet50"]["contenders"]
+    contenders["backend_v2"] = {"stages": [stage(4, 21.5)]}
+    text, met = verdicts(measured)[target]
+    assert met is False  # 21.5 / 24 = 0.8958, shown on its side of 0.9
+    assert text.startswith("21.50 vs 24.00 img/s: x0.895")
+    contenders["backend_v2"] = {"stages": [stage(4, 21.6)]}
+    assert verdicts(measured)[target][1] is True
+
+
+def test_paired_rounds_are_compared_within_each_round():
+    from bench.paired import summarise
+    from bench.report import render_paired
+
+    def one_round(v1, v2, base):
+        return {
+            "backend_v1": [stage(4, v1)],
+            "backend_v2": [stage(4, v2)],
+            "backend_v1 (baseline)": [stage(4, base)],
+        }
+
+    # The machine slows by a third in round 2; within each round the ratios hold.
+    rounds = [one_round(30, 29, 30), one_round(20, 18, 20.5), one_round(31, 30, 31)]
+    comparisons = summarise(rounds)
+    v2 = comparisons["backend_v2 / backend_v1"]["by_users"]["4"]
+    assert v2["median"] == pytest.approx(29 / 30)
+    assert (v2["low"], v2["high"]) == (pytest.approx(0.9), pytest.approx(30 / 31))
+    v1 = comparisons["backend_v1 / backend_v1 (baseline)"]
+    assert v1["at_least"] == 0.97
+    assert v1["by_users"]["4"]["median"] == pytest.approx(1.0)
+    markdown = render_paired(
+        {
+            "model": "resnet50",
+            "machine_before": {"cores": 2, "load1": 0.4},
+            "machine_after": {"cores": 2, "load1": 0.6},
+            "elapsed_s": 300,
+            "baseline": "8f5f840 before",
+            "this_tree": "abc1234 after",
+            "rounds": rounds,
+            "comparisons": comparisons,
+        }
+    )
+    assert "| 2 | 20.00 | 18.00 | 20.50 |" in markdown
+    assert "| backend_v2 / backend_v1 | 4 | 0.967 | 0.900 to 0.968 | 0.9 | yes |" in markdown
+    assert "the baseline is 8f5f840 before" in markdown

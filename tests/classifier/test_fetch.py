@@ -8,9 +8,9 @@ sending any traffic.
 import pytest
 from werkzeug import Response
 
-from classifier import errors
 from classifier.fetch import FetchLimits, check_url_shape, fetch_image_bytes
 from tests.support.listener import ConnectionCounter
+from webservice import errors
 
 STRICT = FetchLimits(connect_timeout=2, read_timeout=2, total_timeout=5)
 LOOPBACK_OK = FetchLimits(connect_timeout=2, read_timeout=2, total_timeout=5, allow_loopback=True)
@@ -114,7 +114,7 @@ def test_a_fourth_redirect_is_refused(httpserver):
 def test_declared_length_over_the_cap_is_refused_before_reading(httpserver):
     limits = FetchLimits(max_bytes=1000, allow_loopback=True)
     httpserver.expect_request("/big").respond_with_data(b"x" * 5000)
-    with pytest.raises(errors.PayloadTooLarge, match="5000 bytes"):
+    with pytest.raises(errors.PayloadTooLarge, match=r"is 4\.9 KB; the limit is 1000 bytes"):
         fetch_image_bytes(httpserver.url_for("/big"), limits)
 
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier import errors
 from classifier.images import ALLOWED_FORMATS, decode_image
 from tests.support.images import encode, sample_jpeg
+from webservice import errors
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF"])

@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from classifier import errors
 from classifier.model_cache import ModelCache
+from webservice import errors
 
 
 class CountingLoader:

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torchvision
 
-from classifier import errors
 from classifier.models import CATALOG, WeightsSource, get_spec, load_model, load_or_exit
+from webservice import errors
 
 
 def test_catalog_lists_the_five_models():

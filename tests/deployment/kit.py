@@ -27,6 +27,23 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BACKEND_BASE = "deployment/Dockerfile.backend-base"
 FRONTEND_BASE = "deployment/Dockerfile.frontend-base"
 REGISTRY = "northamerica-northeast1-docker.pkg.dev/$PROJECT_ID/${_REPOSITORY}/"
+# Files a student may leave in the repo that must never reach a build or an upload:
+# service-account keys under the names tutorials and the console give them, and the like.
+SECRET_DECOYS = (
+    ".env",
+    "backend_v1/.env",
+    "key.pem",
+    "deployment/tls.key",
+    "key.json",
+    "backend_v1/key.json",
+    "sa-key.json",
+    "deployment/credentials.json",
+    "service-account.json",
+    "my-project-123456-0123456789ab.json",
+    "classifier/ml-course-7f3a9c0b1d2e.json",
+)
+# Look-alikes that are not secrets, and stay in.
+NOT_SECRETS = ("backend_v1/app.py", "frontend_v1/config-2024.json", "requirements/key.txt")
 
 
 @dataclass(frozen=True)

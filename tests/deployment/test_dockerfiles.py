@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
@@ -19,7 +18,7 @@ HADOLINT = kit.REPO_ROOT / ".venv" / "bin" / "hadolint"
 HADOLINT_CONFIG = kit.REPO_ROOT / ".hadolint.yaml"
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 # Local packages an image may carry: the shared code and the component folders.
-CODE_FOLDERS = {"classifier", "apiclient", *kit.COMPONENTS}
+CODE_FOLDERS = {"classifier", "webservice", "apiclient", *kit.COMPONENTS}
 IMAGE_REQUIREMENTS = ["torch.txt", "serving.txt", "frontend.txt", "gateway.txt"]
 
 
@@ -157,15 +156,29 @@ def test_build_context_leaves_out_environments_tests_and_caches():
     assert size < 2_000_000, f"the build context holds {size} bytes"
 
 
+def plant_decoys(root):
+    for relative in (*kit.SECRET_DECOYS, *kit.NOT_SECRETS):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text('{"private_key": "decoy"}')
+
+
 def test_dockerignore_keeps_secrets_out(tmp_path):
-    """Key files anywhere in the tree stay out of the context."""
-    secrets = [".env", "backend_v1/.env", "key.pem", "sa-key.json", "deployment/credentials.json"]
-    for relative in [*secrets, "backend_v1/app.py"]:
-        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / relative).write_text("x")
+    """Key files anywhere in the tree stay out of the context, the usual names included."""
+    plant_decoys(tmp_path)
     context = set(exclude_paths(str(tmp_path), list(kit.dockerignore_patterns())))
-    assert "backend_v1/app.py" in context
-    assert not context & set(secrets)
+    assert context >= set(kit.NOT_SECRETS)
+    assert not context & set(kit.SECRET_DECOYS), sorted(context & set(kit.SECRET_DECOYS))
+
+
+@pytest.mark.gcloud
+@pytest.mark.skipif(not gcloud_oracle.gcloud_available(), reason="gcloud is not installed")
+def test_gcloudignore_keeps_secrets_out_of_the_upload(tmp_path):
+    for ignore_file in (".gcloudignore", ".gitignore"):
+        (tmp_path / ignore_file).write_bytes((kit.REPO_ROOT / ignore_file).read_bytes())
+    plant_decoys(tmp_path)
+    uploaded = set(gcloud_oracle.list_files_for_upload(tmp_path))
+    assert uploaded >= set(kit.NOT_SECRETS)
+    assert not uploaded & set(kit.SECRET_DECOYS), sorted(uploaded & set(kit.SECRET_DECOYS))
 
 
 @pytest.mark.gcloud
@@ -212,6 +225,7 @@ def test_frontend_images_copy_no_serving_code():
     for name in ("frontend_v1", "frontend_v2"):
         copied = {s for sources, _ in kit.copies(kit.COMPONENTS[name].dockerfile) for s in sources}
         assert "classifier/" not in copied
+        assert "webservice/" not in copied
 
 
 # --- base images ------------------------------------------------------------------------
@@ -227,16 +241,15 @@ def test_backend_base_installs_cpu_torch_at_the_pinned_versions():
         Requirement(line).name: Requirement(line) for line in kit.requirement_lines("torch.txt")
     }
     assert base.args["TORCH_INDEX_URL"] == CPU_INDEX
+    # The +cpu local version exists only on the CPU index: no fallback to CUDA wheels.
+    assert base.args["TORCH_LOCAL_VERSION"] == "+cpu"
     assert f"=={base.args['TORCH_VERSION']}" == str(pins["torch"].specifier)
     assert f"=={base.args['TORCHVISION_VERSION']}" == str(pins["torchvision"].specifier)
     run = _run_text(kit.BACKEND_BASE)
-    assert '--extra-index-url "${TORCH_INDEX_URL}"' in run
-    # The +cpu local version exists only on the CPU index: no fallback to CUDA wheels.
-    assert '"torch==${TORCH_VERSION}+cpu"' in run
-    assert '"torchvision==${TORCHVISION_VERSION}+cpu"' in run
-    assert "-r requirements/serving.txt" in run
-    serving = {Requirement(line).name for line in kit.requirement_lines("serving.txt")}
-    assert not serving & {"torch", "torchvision"}, "torch comes from the CPU index, not serving.txt"
+    assert 'PIP_EXTRA_INDEX_URL="${TORCH_INDEX_URL}" pip install' in run
+    assert '"torch==${TORCH_VERSION}${TORCH_LOCAL_VERSION}"' in run
+    assert '"torchvision==${TORCHVISION_VERSION}${TORCH_LOCAL_VERSION}"' in run
+    assert "-r requirements/locks/serving.txt" in run
 
 
 def test_backend_base_bakes_every_downloadable_catalog_model():
@@ -251,9 +264,50 @@ def test_backend_base_bakes_every_downloadable_catalog_model():
 
 def test_backend_base_copies_exactly_what_prefetch_imports():
     """Only the catalog reaches the base; the rest of the serving code stays out."""
-    staged = next(src for src, dest in kit.copies(kit.BACKEND_BASE) if dest.startswith("/opt/"))
+    staged = {
+        source
+        for sources, dest in kit.copies(kit.BACKEND_BASE)
+        if dest.startswith("/opt/")
+        for source in sources
+    }
     needed, _ = kit.import_closure_of([kit.REPO_ROOT / "classifier" / "prefetch.py"])
-    assert set(staged) == needed
+    assert staged == needed
+
+
+@pytest.mark.slow
+def test_weights_step_runs_with_only_packaged_weights(tmp_path):
+    """The base's weights step, run as the build runs it (its paths moved under a scratch
+    folder), with PREFETCH_MODELS naming only a model whose weights ship in its package:
+    nothing is downloaded, and the step still succeeds and leaves nothing in /tmp."""
+    step = next(
+        s["value"]
+        for s in kit.instructions(kit.BACKEND_BASE)
+        if s["instruction"] == "RUN" and "classifier.prefetch" in s["value"]
+    )
+    for sources, dest in kit.copies(kit.BACKEND_BASE):
+        if dest.startswith("/opt/prefetch/"):
+            staged = tmp_path / dest.lstrip("/")
+            staged.mkdir(parents=True)
+            for source in sources:
+                (staged / source.split("/")[-1]).write_bytes((kit.REPO_ROOT / source).read_bytes())
+    scratch_tmp = tmp_path / "tmp"
+    scratch_tmp.mkdir()
+    command = step.replace("/tmp/", f"{scratch_tmp}/")  # first: tmp_path is under /tmp too
+    command = command.replace("/opt/prefetch", str(tmp_path / "opt" / "prefetch"))
+    env = {
+        "PATH": f"{HADOLINT.parent}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "TMPDIR": str(scratch_tmp),
+        "TORCH_HOME": str(tmp_path / "opt" / "torch"),
+        "PREFETCH_MODELS": "efficientnet_lite0",
+    }
+    result = subprocess.run(
+        ["sh", "-c", command], env=env, capture_output=True, text=True, check=False, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "opt" / "torch").is_dir()
+    assert not (tmp_path / "opt" / "prefetch").exists()
+    assert list(scratch_tmp.iterdir()) == []
 
 
 @pytest.mark.parametrize("dockerfile", kit.BASE_DOCKERFILES)
@@ -282,17 +336,13 @@ def test_image_requirements_are_pinned(requirements):
         assert re.fullmatch(r"[A-Za-z0-9_.\[\]-]+==[0-9][A-Za-z0-9.+]*", line), line
 
 
-def test_frontend_base_installs_the_chosen_requirements_file():
+def test_frontend_base_installs_the_chosen_lock():
     base = kit.parse(kit.FRONTEND_BASE)
     assert base.args["REQUIREMENTS"] == "frontend.txt"
-    assert 'pip install -r "requirements/${REQUIREMENTS}"' in _run_text(kit.FRONTEND_BASE)
-    copied = {Path(s).name for sources, _ in kit.copies(kit.FRONTEND_BASE) for s in sources}
-    # Both choices, with every file they include through -r.
-    for choice in ("frontend.txt", "gateway.txt"):
-        assert choice in copied
-        for line in (kit.REPO_ROOT / "requirements" / choice).read_text().splitlines():
-            if line.startswith("-r"):
-                assert line[2:].strip() in copied
+    assert 'pip install -r "requirements/locks/${REQUIREMENTS}"' in _run_text(kit.FRONTEND_BASE)
+    copied = {s for sources, _ in kit.copies(kit.FRONTEND_BASE) for s in sources}
+    # Both choices; a lock is flat (no -r includes), so nothing else is needed.
+    assert copied == {"requirements/locks/frontend.txt", "requirements/locks/gateway.txt"}
 
 
 @pytest.mark.parametrize("dockerfile", kit.ALL_DOCKERFILES)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import tomllib
+
 import pytest
 import requests
 
 from tests.support.frontend import HangingPredict, app_test, texts, upload
 from tests.support.images import sample_jpeg
-from tests.support.servers import free_port
+from tests.support.servers import REPO_ROOT, free_port
 
 MODELS = {"models": [{"name": "resnet18", "available": True, "default": True}]}
 
@@ -78,6 +80,30 @@ def test_nothing_to_classify_until_an_image_is_given(v1, monkeypatch, httpserver
     assert "serves: resnet18" in texts(at.caption)[0]
 
 
+def test_a_file_that_is_not_an_image_is_refused_with_its_reason(v1, monkeypatch, httpserver):
+    httpserver.expect_request("/models").respond_with_json(MODELS)
+    monkeypatch.setenv("SERVING_URL", httpserver.url_for("/"))
+    at = upload(v1.run(), "notes.txt", b"shopping list", mime="text/plain")
+    assert not at.exception
+    [message] = texts(at.error)
+    assert message == (
+        "notes.txt is not an image this app can classify. "
+        "Upload a JPEG, PNG, WebP, GIF or BMP file of at most 10 MB."
+    )
+    assert at.button(key="v1-classify").disabled
+    assert [entry for entry in httpserver.log if entry[0].path == "/predict"] == []
+
+
+def test_the_uploader_takes_no_more_than_the_backend_accepts(v1, monkeypatch, httpserver):
+    httpserver.expect_request("/models").respond_with_json(MODELS)
+    monkeypatch.setenv("SERVING_URL", httpserver.url_for("/"))
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", str(3 * 1024 * 1024 + 5))
+    at = v1.run()
+    [uploader] = at.get("file_uploader")
+    assert uploader.proto.max_upload_size_mb == 3  # whole MB, never above the backend's limit
+    assert "JPEG, PNG, WebP, GIF or BMP" in uploader.proto.label
+
+
 @pytest.mark.slow
 def test_uploaded_photo_is_classified_by_the_real_backend(v1, monkeypatch, lite0_backend):
     monkeypatch.setenv("SERVING_URL", lite0_backend.url)
@@ -128,3 +154,20 @@ def test_backend_error_is_shown_in_the_backends_own_words(v1, monkeypatch, lite0
         + direct.json()["error"]["message"]
     )
     assert not at.metric
+
+
+def test_the_frontends_default_upload_limit_is_the_backends():
+    from apiclient.settings import DEFAULT_MAX_UPLOAD_BYTES, FrontendSettings
+    from classifier.settings import ServingSettings
+    from v3_gateway.settings import GatewaySettings
+
+    assert FrontendSettings().max_upload_bytes == DEFAULT_MAX_UPLOAD_BYTES
+    assert ServingSettings().max_upload_bytes == DEFAULT_MAX_UPLOAD_BYTES
+    assert GatewaySettings.model_fields["max_upload_bytes"].default == DEFAULT_MAX_UPLOAD_BYTES
+
+
+@pytest.mark.parametrize("frontend", ["frontend_v1", "frontend_v2"])
+def test_the_toolbar_has_no_developer_tools(frontend):
+    """Streamlit reads the config.toml beside app.py; "viewer" drops Deploy, Rerun, Clear cache."""
+    config = tomllib.loads((REPO_ROOT / frontend / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["toolbarMode"] == "viewer"

@@ -7,11 +7,11 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.frontend import APP_TIMEOUT_SECONDS, chromium_page
+from tests.support.frontend import APP_TIMEOUT_SECONDS, chromium_page, needs_chromium
 from tests.support.images import sample_jpeg
 from tests.support.servers import start_service
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, needs_chromium]
 # True when the element, or anything in it, hides part of its text (an ellipsis).
 CUT_OFF = "el => [el, ...el.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth)"
 
@@ -27,6 +27,16 @@ def test_a_photo_uploaded_in_chromium_is_classified(frontend_v1):
     with chromium_page() as page:
         page.goto(frontend_v1.url)
         page.get_by_text("serves: efficientnet_lite0").wait_for()
+        # The uploader states the backend's limit, and a class demo shows no developer tools.
+        page.get_by_text("10MB per file").wait_for()
+        assert page.get_by_role("button", name="Deploy").count() == 0
+        uploader = page.locator('input[type="file"]')
+        uploader.set_input_files(
+            files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"shopping list"}]
+        )
+        expect(page.get_by_test_id("stAlert")).to_contain_text(
+            "notes.txt is not an image this app can classify."
+        )
         page.locator('input[type="file"]').set_input_files(
             files=[{"name": "chelsea.jpg", "mimeType": "image/jpeg", "buffer": sample_jpeg("cat")}]
         )

@@ -79,10 +79,12 @@ def test_picker_lists_every_model_and_says_why_one_is_unavailable(v2, monkeypatc
     expected = []
     for entry in listed:
         if not entry["available"]:
-            expected.append(f"{entry['name']} (unavailable: {entry['reason']})")
+            expected.append(f"{entry['name']} (unavailable)")
         else:
             expected.append(entry["name"] + (" (default)" if entry["default"] else ""))
-    assert picker.options == expected
+    assert picker.options == expected  # short names: no reason paragraphs in the list
+    unavailable = [e["name"] for e in listed if not e["available"]]
+    assert f"Not available on this backend: {', '.join(unavailable)}." in texts(at.sidebar.caption)
     assert sorted(e["name"] for e in listed if e["available"]) == sorted(AVAILABLE)
     assert len(listed) == 5
 
@@ -94,8 +96,11 @@ def test_an_unavailable_model_cannot_be_used(v2, monkeypatch, v2_backend):
     at = at.selectbox(key=CHOICE).set_value("resnet50").run()
     assert not at.exception
     [warning] = texts(at.sidebar.warning)
-    assert warning.startswith("resnet50 is unavailable: ")
-    assert warning.endswith("Pick another model.")
+    assert warning == "resnet50 is not available on this backend. Pick another model."
+    reason = next(
+        m["reason"] for m in page_client(at).models()["models"] if m["name"] == "resnet50"
+    )
+    assert f"Why: {reason}" in texts(at.sidebar.caption)
     assert at.button(key="v2-classify").disabled
     assert page_client(at).get_model()["model"] == "efficientnet_lite0"  # nothing was sent
 

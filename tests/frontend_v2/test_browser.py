@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.frontend import APP_TIMEOUT_SECONDS, chromium_page
+from tests.support.frontend import APP_TIMEOUT_SECONDS, chromium_page, needs_chromium
 from tests.support.images import sample_jpeg
 from tests.support.servers import start_service
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, needs_chromium]
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def test_a_model_picked_in_chromium_classifies_the_uploaded_photo(frontend_v2):
         picker.wait_for()  # the page default timeout: the first render can be slow here
         expect(picker).to_have_value("efficientnet_lite0 (default)")
         picker.click()
-        unavailable = page.get_by_role("option", name="resnet50 (unavailable:")
+        unavailable = page.get_by_role("option", name="resnet50 (unavailable)", exact=True)
         expect(unavailable).to_be_visible()
         page.get_by_role("option", name="resnet18", exact=True).click()
         expect(picker).to_have_value("resnet18")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 from werkzeug import Request, Response
@@ -15,6 +17,12 @@ from tests.support.servers import REPO_ROOT
 # Real predictions on a 2-core machine shared with other tests can take seconds.
 APP_TIMEOUT_SECONDS = 90
 CHROMIUM = "/usr/bin/chromium"
+# The browser tests drive Debian's Chromium; where it is not installed (a student's
+# laptop, say) they are skipped with that reason, as gcloud's are without gcloud.
+# CI installs it (.ci/run), so there they always run.
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).is_file(), reason=f"Chromium is not installed at {CHROMIUM}"
+)
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

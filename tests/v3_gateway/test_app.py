@@ -9,11 +9,11 @@ import json
 
 import pytest
 
-from classifier.sessions import SessionSettings
 from tests.support.images import sample_jpeg
 from tests.support.servers import free_port
 from v3_gateway.app import create_app
 from v3_gateway.settings import GatewaySettings
+from webservice.sessions import SessionSettings
 
 PREDICTION = {
     "model": "resnet18",

@@ -11,10 +11,10 @@ from openapi_spec_validator import OpenAPIV2SpecValidator, validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from classifier.sessions import SessionSettings
 from tests.support.servers import REPO_ROOT
 from v3_gateway.app import create_app
 from v3_gateway.settings import GatewaySettings
+from webservice.sessions import SessionSettings
 
 SPEC_PATH = REPO_ROOT / "v3_gateway" / "openapi.yaml"
 PER_MODEL = re.compile(r"^/model/(?P<name>[a-z0-9_.-]+)/predict$")

@@ -1,11 +1,12 @@
 """The API's error vocabulary: each error knows its HTTP status and a stable code.
 
-Every failure a client can cause is one of these, so a handler in web.py turns
+Every failure a client can cause is one of these, so a handler in api.py turns
 it into `{"error": {"code", "message"}}` and bad input never becomes a 500.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 
@@ -35,9 +36,25 @@ class UrlForbidden(ApiError):
 class UnknownModel(ApiError):
     status, code = 404, "unknown_model"
 
+    @classmethod
+    def named(cls, name: str, available: Iterable[str]) -> UnknownModel:
+        """The one wording of this error, wherever a model name is looked up."""
+        names = list(available)
+        listed = ", ".join(names) if names else "none"
+        return cls(f"Unknown model {name!r}. Models available here: {listed}.", available=names)
+
 
 class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
+
+
+def size_text(size: int) -> str:
+    """A byte count as people read it: MB (of 1024 * 1024 bytes, as MAX_UPLOAD_BYTES), KB, bytes."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MB"
+    if size >= 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size} bytes"
 
 
 class UnsupportedImage(ApiError):

@@ -1,9 +1,8 @@
 """Server-side sessions with flask-session, shared by backend_v2 and the v3 gateway.
 
 The browser's cookie carries only a signed session id; the caller's choices
-live in the store. `cachelib` keeps them in files on this instance (fine for
-one instance, lost and inconsistent once Cloud Run runs two); `redis` keeps
-them in one Redis every instance reaches.
+live in the store: `cachelib` keeps them in files in SESSION_DIR, `redis` in
+the Redis at SESSION_REDIS_URL.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import os
 import secrets
 import tempfile
 import warnings
-from typing import Literal
+from typing import Any, Literal
 
 from flask import Flask
 from flask_session import Session
@@ -24,20 +23,19 @@ class SessionSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
     session_store: Literal["cachelib", "redis"] = "cachelib"
-    # A temporary folder: writable by the images' unprivileged user, and on Cloud
-    # Run (whose disk is memory) gone with the instance, like any local session.
+    # A temporary folder, writable by the images' unprivileged user.
     session_dir: str = Field(
         os.path.join(tempfile.gettempdir(), "flask-sessions"), description="cachelib store folder"
     )
     session_redis_url: str | None = Field(None, description="redis://host:6379/0")
-    # Without SECRET_KEY each process invents one, so a second worker or
-    # instance could not read the first one's cookie: set it when scaling out.
+    # Without SECRET_KEY, each process makes up its own when it starts.
     secret_key: str = Field(default_factory=lambda: secrets.token_hex(32))
     session_lifetime_seconds: int = Field(7 * 24 * 3600, gt=0)
     session_cookie_secure: bool = False  # True behind https (Cloud Run)
 
 
 def init_sessions(app: Flask, settings: SessionSettings) -> None:
+    """Keep each caller's session on the server, in the store `settings` names."""
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_PERMANENT=True,
@@ -47,7 +45,21 @@ def init_sessions(app: Flask, settings: SessionSettings) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+        # Write a session back only when it changed. Flask's default rewrites every
+        # permanent session on every request, so a slow /predict that read the old
+        # choice would overwrite a PUT /model that finished while it ran.
+        SESSION_REFRESH_EACH_REQUEST=False,
+        **session_store(settings),
     )
+    with warnings.catch_warnings():
+        # flask-session 0.8 deprecates signing (its ids are already 256-bit random);
+        # we keep the signature so a forged or tampered cookie is refused outright.
+        warnings.filterwarnings("ignore", "The 'use_signer' option", DeprecationWarning)
+        Session(app)
+
+
+def session_store(settings: SessionSettings) -> dict[str, Any]:
+    """flask-session's configuration of the store SESSION_STORE names."""
     if settings.session_store == "redis":
         if not settings.session_redis_url:
             raise SystemExit(
@@ -55,22 +67,13 @@ def init_sessions(app: Flask, settings: SessionSettings) -> None:
             )
         from redis import Redis
 
-        app.config.update(
-            SESSION_TYPE="redis", SESSION_REDIS=Redis.from_url(settings.session_redis_url)
-        )
-    else:
-        from cachelib.file import FileSystemCache
+        return {
+            "SESSION_TYPE": "redis",
+            "SESSION_REDIS": Redis.from_url(settings.session_redis_url),
+        }
+    from cachelib.file import FileSystemCache
 
-        app.config.update(
-            SESSION_TYPE="cachelib",
-            SESSION_CACHELIB=FileSystemCache(
-                settings.session_dir,
-                threshold=10_000,
-                default_timeout=settings.session_lifetime_seconds,
-            ),
-        )
-    with warnings.catch_warnings():
-        # flask-session 0.8 deprecates signing (its ids are already 256-bit random);
-        # we keep the signature so a forged or tampered cookie is refused outright.
-        warnings.filterwarnings("ignore", "The 'use_signer' option", DeprecationWarning)
-        Session(app)
+    store = FileSystemCache(
+        settings.session_dir, threshold=10_000, default_timeout=settings.session_lifetime_seconds
+    )
+    return {"SESSION_TYPE": "cachelib", "SESSION_CACHELIB": store}

@@ -1,0 +1,1 @@
+"""Cloud Build configs run on this machine as Cloud Build runs them (make cloudbuild-local)."""

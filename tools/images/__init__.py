@@ -1,0 +1,1 @@
+"""The assignment's images, built and measured with whatever container engine this machine has."""
