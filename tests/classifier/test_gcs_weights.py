@@ -15,6 +15,7 @@ import torch
 import torchvision
 
 from classifier import gcs_weights
+from classifier.fast_load import load_without_init
 from classifier.models import CATALOG, WeightsSource, load_model, load_or_exit
 from classifier.settings import ServingSettings
 from tests.support.images import sample_jpeg
@@ -65,6 +66,36 @@ def test_a_state_dict_in_a_bucket_loads_and_says_where_it_came_from(storage_env,
         assert torch.equal(tensor, expected[name]), name
     [line] = [r.getMessage() for r in caplog.records if "Cloud Storage" in r.getMessage()]
     assert line.startswith("weights gs://models/resnet18.pth read from Cloud Storage: 46.8 MB")
+
+
+def test_the_seams_fast_load_reads_the_downloaded_copy_and_names_the_bucket(storage_env):
+    """classifier/serving.py loads with load_without_init first: the gs:// object goes
+    through it too, and the origin it reports is the object, not the temporary copy."""
+    loaded = load_without_init("resnet18", gcs_source("gs://models/resnet18.pth"))
+    assert loaded is not None
+    assert loaded.weights_origin == "gs://models/resnet18.pth"
+    torch.manual_seed(7)
+    expected = torchvision.models.resnet18().state_dict()
+    for name, tensor in loaded.module.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
+
+
+def test_a_mounted_bucket_is_read_as_a_folder_or_a_file(resnet18_state, tmp_path):
+    """A Cloud Storage volume (--add-volume type=cloud-storage) is a folder at its mount
+    path: MODEL_WEIGHTS names the folder, or the file in it, as any local path."""
+    mount = tmp_path / "mnt" / "models"
+    mount.mkdir(parents=True)
+    (mount / "resnet18.pth").write_bytes(resnet18_state)
+    folder = ServingSettings(model_name="resnet18", model_weights=str(mount)).weights_source
+    file = ServingSettings(model_weights=str(mount / "resnet18.pth")).weights_source
+    assert (folder.kind, file.kind) == ("dir", "file")
+    for source in (folder, file):
+        assert source.missing_reason(RESNET18) is None
+        loaded = load_without_init("resnet18", source)
+        assert loaded is not None
+        assert loaded.weights_origin == str(mount / "resnet18.pth")
+    reason = folder.missing_reason(CATALOG["resnet50"])
+    assert f"MODEL_WEIGHTS points at {mount / 'resnet50.pth'}, which does not exist" in reason
 
 
 def test_a_folder_in_a_bucket_holds_one_file_per_model(storage_env):
@@ -188,6 +219,8 @@ def test_a_backend_serves_the_model_from_the_bucket(emulator, service_log_dir):
     assert (entry["name"], entry["available"], entry["weights"]) == ("resnet18", True, "gcs")
     assert answer.status_code == 200, answer.text
     assert "weights gs://models/resnet18.pth read from Cloud Storage: 46.8 MB" in log
+    assert "serving resnet18 (default resnet18; weights: gs://models/resnet18.pth;" in log
+    assert answer.json()["model"] == "resnet18"
 
 
 @pytest.mark.slow
