@@ -2,8 +2,10 @@
 
 Validated against the Compose specification's schema (check-jsonschema vendors
 it), and wired like the deployment: each frontend's SERVING_URL and the
-gateway's MODEL_SERVICES name services of the same file on the port their
-images listen on.
+gateway's MODEL_SERVICES name services of the same file on the PORT they
+listen on. Every container of a file listens on a PORT of its own, so the
+file also runs as one pod whose containers share loopback
+(tests/containers/test_compose_up.py brings them up that way).
 """
 
 from __future__ import annotations
@@ -49,18 +51,26 @@ def test_the_schema_check_catches_a_misspelt_key(tmp_path):
     assert "depends" in result.stdout
 
 
+def port_of(service: dict) -> int:
+    return int(service["environment"]["PORT"])
+
+
 @pytest.mark.parametrize("path", COMPOSE, ids=lambda p: p.stem)
 def test_services_are_wired_as_deployed(path):
     services = yaml.safe_load(path.read_text())["services"]
+    ports = [port_of(service) for service in services.values()]
+    assert len(set(ports)) == len(ports), f"two containers would share a PORT: {ports}"
     for name, service in services.items():
         image = IMAGE.match(service["image"])
         assert image, f"{name}: {service['image']}"
         assert image.group(1) in IMAGES
         env = service["environment"]
-        assert env["PORT"] == "8080"  # what each image's Dockerfile listens on
+        port = port_of(service)
         for mapping in service.get("ports", []):
             assert mapping.startswith("127.0.0.1:"), f"{name} publishes beyond this machine"
-            assert mapping.endswith(":8080")
+            assert mapping.endswith(f":{port}"), f"{name} publishes a port it does not listen on"
+        if "healthcheck" in service:
+            assert f"http://127.0.0.1:{port}/ready" in " ".join(service["healthcheck"]["test"])
         targets = []
         if "SERVING_URL" in env:
             assert image.group(1).startswith("frontend-")
@@ -80,7 +90,8 @@ def test_services_are_wired_as_deployed(path):
         for url in targets:
             parts = urlsplit(url)
             assert parts.hostname in services, f"{name} calls {url}, not a service here"
-            assert parts.port == 8080
-            assert parts.hostname in service["depends_on"]
+            assert parts.port == port_of(services[parts.hostname])
+            # Started once what it calls is ready.
+            assert service["depends_on"][parts.hostname] == {"condition": "service_healthy"}
     frontends = [s for s in services.values() if "SERVING_URL" in s["environment"]]
     assert len(frontends) == 1
