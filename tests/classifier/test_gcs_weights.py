@@ -197,13 +197,18 @@ def test_no_credentials_at_all_is_explained(monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_backend_serves_the_model_from_the_bucket(emulator, service_log_dir):
+def test_a_backend_classifies_with_real_weights_from_the_bucket(emulator, service_log_dir):
+    """efficientnet_lite0's real ImageNet weights (its package's file), uploaded to the
+    bucket: backend_v1 reads them at start, through its serving settings and the seam,
+    and classifies a real photo with them."""
+    weights = CATALOG["efficientnet_lite0"].default_weights_path().read_bytes()
+    uri = emulator.upload("models", "real/efficientnet_lite0.pth", weights)
     backend = start_service(
         "backend_v1",
         service_log_dir,
         env={
-            "MODEL_NAME": "resnet18",
-            "MODEL_WEIGHTS": "gs://models/resnet18.pth",
+            "MODEL_NAME": "efficientnet_lite0",
+            "MODEL_WEIGHTS": uri,
             "WEB_CONCURRENCY": "1",
             **emulator.env,
         },
@@ -216,11 +221,16 @@ def test_a_backend_serves_the_model_from_the_bucket(emulator, service_log_dir):
         log = backend.log()
     finally:
         backend.stop()
-    assert (entry["name"], entry["available"], entry["weights"]) == ("resnet18", True, "gcs")
+    assert (entry["name"], entry["available"], entry["weights"]) == (
+        "efficientnet_lite0",
+        True,
+        "gcs",
+    )
     assert answer.status_code == 200, answer.text
-    assert "weights gs://models/resnet18.pth read from Cloud Storage: 46.8 MB" in log
-    assert "serving resnet18 (default resnet18; weights: gs://models/resnet18.pth;" in log
-    assert answer.json()["model"] == "resnet18"
+    assert answer.json()["category"] in {"tabby", "tiger cat", "Egyptian cat"}
+    megabytes = len(weights) / 1e6
+    assert f"weights {uri} read from Cloud Storage: {megabytes:.1f} MB" in log
+    assert f"serving efficientnet_lite0 (default efficientnet_lite0; weights: {uri};" in log
 
 
 @pytest.mark.slow
