@@ -91,7 +91,8 @@ class ApiClient:
         if auth != AUTH_NONE:  # a Google ID token for this backend (apiclient/auth.py)
             self.tokens = id_token_source(audience_of(self.base_url))
             self.session.auth = IdTokenAuth(self.tokens)
-        adapter = HTTPAdapter(max_retries=connect_only_retry(connect_retries))
+        self.retry = connect_only_retry(connect_retries)
+        adapter = HTTPAdapter(max_retries=self.retry)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -188,8 +189,7 @@ class ApiClient:
                 raise
 
     def _attempts(self) -> int:
-        retry = self.session.get_adapter(self.base_url).max_retries
-        return 1 + (retry.connect or 0)
+        return 1 + (self.retry.connect or 0)
 
 
 def parse_response(response: requests.Response) -> dict[str, Any]:
