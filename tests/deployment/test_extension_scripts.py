@@ -240,5 +240,7 @@ def test_real_gcloud_accepts_every_command_and_the_config(runs):
         for call in result.gcloud_calls:
             if call.argv[:1] != ("config",):
                 shapes.setdefault(parser_shape(call.command), call.command)
-    for verdict in gcloud_oracle.check_commands(sorted(shapes.values())):
+    # gcloud runs confined and sees only a copy of the tree the scripts ran in.
+    commands = sorted(shapes.values())
+    for verdict in gcloud_oracle.check_commands(commands, tree=kit.REPO_ROOT, cwd=kit.REPO_ROOT):
         assert verdict.accepted, f"{' '.join(verdict.argv)}\n{verdict.message}"
