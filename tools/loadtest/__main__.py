@@ -93,12 +93,12 @@ def _header(text: str) -> tuple[str, str]:
 def photos_folder(root: Path) -> Path:
     """scikit-image's sample photos as JPEG files: real photos, no download. Kept
     between runs, since scikit-image takes seconds to import."""
-    from bench.assets import PHOTOS, prepare
+    from tools.loadtest.photos import PHOTOS, write_photos
 
     folder = root / "photos"
     if all((folder / f"{name}.jpg").is_file() for name in PHOTOS):
         return folder
-    return prepare(root, []).photos_dir
+    return write_photos(folder)
 
 
 def _refused(url: str, status: int) -> CannotRun:

@@ -27,7 +27,7 @@ import gevent
 from locust import FastHttpUser, constant, events, task
 from locust.exception import StopUser
 
-from bench.assets import MULTIPART_CONTENT_TYPE, load_photos, multipart_body
+from tools.loadtest.photos import MULTIPART_CONTENT_TYPE, load_photos, multipart_body
 from tools.loadtest.results import judge
 
 SECONDS = float(os.environ.get("LOADTEST_SECONDS", "10"))
