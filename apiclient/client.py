@@ -29,6 +29,9 @@ from apiclient.errors import (
 from apiclient.settings import ClientSettings
 
 USER_AGENT = "cloud-ml-apiclient/1"
+# The v3 gateway passes a model service's answer on untouched and says in this
+# header why that model answered (backend_v2 says it in the answer: "selected_by").
+SELECTED_BY_HEADER = "X-Model-Selected-By"
 BODY_SNIPPET_CHARS = 200
 
 
@@ -207,6 +210,8 @@ def parse_response(response: requests.Response) -> dict[str, Any]:
             f"{response.headers.get('Content-Type', 'no content type')}, not the API's JSON: "
             f"{_snippet(response.text)!r}. Is SERVING_URL the backend's base URL?"
         )
+    if "selected_by" not in body and SELECTED_BY_HEADER in response.headers:
+        body["selected_by"] = response.headers[SELECTED_BY_HEADER]
     return body
 
 

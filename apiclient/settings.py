@@ -37,6 +37,8 @@ class FrontendSettings(ClientSettings):
     default_top_k: int = Field(5, ge=1, le=20, description="predictions shown by default")
     # Short, so a model whose weights appear shows up soon, yet page reruns stay cheap.
     models_ttl_seconds: float = Field(30, gt=0, description="how long /models stays cached")
+    # A page that could not reach the backend tries again this often by itself.
+    backend_retry_seconds: float = Field(5, gt=0, description="seconds between tries")
     # Set it to the backend's MAX_UPLOAD_BYTES, so the uploader refuses what the backend would.
     max_upload_bytes: int = Field(
         DEFAULT_MAX_UPLOAD_BYTES, gt=0, description="largest upload, as the backend's limit"

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import pandas as pd
 import streamlit as st
@@ -25,6 +25,8 @@ CLIENT_KEY = "api_client"
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp"]
 FORMAT_NAMES = "JPEG, PNG, WebP, GIF or BMP"
 MB = 1024 * 1024  # Streamlit's upload limit is in these units
+# Failures that only a change of the frontend's settings fixes: trying again is no use.
+SETUP_ERRORS = ("serving_url_missing", "serving_url_invalid")
 
 
 def session_client(settings: ClientSettings) -> ApiClient:
@@ -197,9 +199,34 @@ def render_prediction(result: dict[str, Any], round_trip_ms: float) -> None:
         )
 
 
+def stop_and_retry(error: ApiClientError, retry_seconds: float) -> NoReturn:
+    """Say why the page cannot load and stop it there. Unless the set-up itself is
+    wrong, offer to try again, and try again by itself every `retry_seconds`, so the
+    page comes back when the backend does, without a reload."""
+    render_error(error)
+    if error.kind not in SETUP_ERRORS:
+        st.button("Try again", key="retry-now")  # a click reruns the page
+        _rerun_every(retry_seconds)
+    st.stop()
+
+
+def _rerun_every(seconds: float) -> None:
+    shown_at = time.monotonic()
+
+    # Streamlit reruns this fragment alone every `seconds`; from the second run on,
+    # it reruns the whole page, which tries the backend again.
+    @st.fragment(run_every=seconds)
+    def retry() -> None:
+        if time.monotonic() - shown_at >= seconds / 2:
+            st.rerun()
+        st.caption(f"Trying again every {seconds:g} s.")
+
+    retry()
+
+
 def render_error(error: ApiClientError) -> None:
     """One plain sentence per failure state, with the backend's own words when it gave any."""
-    if error.kind in ("serving_url_missing", "serving_url_invalid"):
+    if error.kind in SETUP_ERRORS:
         st.error(f"No backend configured. {error.message}")
     elif error.kind == "unreachable":
         st.error(f"The backend is unreachable. {error.message}")

@@ -120,13 +120,7 @@ def _single(spec: dict, value, where: str) -> str | None:
     if not isinstance(value, dict):
         return f"`{where}`: expected a mapping (key: value lines), found {_type_name(value)}"
     if _is_map(fields):
-        name = fields["additionalProperties"]["message"]
-        entry = _messages()[name]["value"]
-        if name == "AdditionalProperty" and where.endswith(".substitutions"):
-            # Data vendored before tools.gcloud_reference qualified the names: every
-            # map's entry shares this one, with secretEnv's type (bytes), so
-            # substitutions' strings would be refused. Theirs is a string.
-            entry = {"kind": "string", "repeated": False}
+        entry = _messages()[fields["additionalProperties"]["message"]]["value"]
         for key, item in value.items():
             problem = _value(entry, item, f"{where}.{key}")
             if problem:

@@ -24,7 +24,7 @@ from backend_v2.settings import BackendV2Settings
 from classifier.intake import read_image_request
 from classifier.serving import create_served_model
 from webservice.api import init_api
-from webservice.model_choice import CHOICE_KEY, model_choice_blueprint
+from webservice.model_choice import CHOICE_KEY, model_choice_blueprint, selected_by
 from webservice.sessions import init_sessions
 
 
@@ -54,6 +54,8 @@ def create_app(settings: BackendV2Settings | None = None) -> Flask:
         image_request = read_image_request(settings.fetch_limits, check_model=served.check)
         # The model this request names, else this caller's choice, else the service default.
         name = image_request.model or session.get(CHOICE_KEY) or settings.model_name
-        return served.classify(image_request, model=name).to_json()
+        answer = served.classify(image_request, model=name).to_json()
+        # And which of the three it was, in GET /model's words.
+        return {**answer, "selected_by": selected_by(image_request.model)}
 
     return app

@@ -67,9 +67,34 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def cpu_description() -> str:
+    """The CPU's model and widest vector extension: runs on different hosts differ by
+    more than any change to the serving code (oneDNN's convolutions use AVX-512 or AMX
+    where the CPU has them), so a report says which host it ran on."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())  # the first CPU's
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    flags = set(fields.get("flags", "").split())
+    widest = next((name for flag, name in _VECTOR_EXTENSIONS if flag in flags), "no AVX2")
+    return f"{fields.get('model name', 'unknown CPU')}, {widest}"
+
+
+# The flag /proc/cpuinfo shows for each, widest first.
+_VECTOR_EXTENSIONS = (("amx_tile", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
+
+
 def machine_state() -> dict:
     load1, load5, _ = os.getloadavg()
-    return {"cores": len(os.sched_getaffinity(0)), "load1": load1, "load5": load5}
+    return {
+        "cores": len(os.sched_getaffinity(0)),
+        "cpu": cpu_description(),
+        "load1": load1,
+        "load5": load5,
+    }
 
 
 def measure_limit(

@@ -23,6 +23,11 @@ def write(results: dict, out: Path) -> str:
     return markdown
 
 
+def _cpu(machine: dict) -> str:
+    """ " (model, vector extension)", for runs that recorded it."""
+    return f" ({machine['cpu']})" if machine.get("cpu") else ""
+
+
 def _stage(contender: dict | None, users: int, name: str = "predict") -> dict | None:
     if not contender:
         return None
@@ -51,11 +56,12 @@ def render(results: dict) -> str:
     lines = [
         "# Benchmark results",
         "",
-        f"{machine['cores']} cores; load average before the run {machine['load1']:.2f} (1 min), "
-        f"after {results['machine_after']['load1']:.2f}; the run took "
-        f"{results['elapsed_s']:.0f} s. Every contender ran one after another in this run, "
-        "on the same weights file and the same photos (uploads of scikit-image's samples). "
-        "Throughput is successful responses per second; latencies are client-side, in ms.",
+        f"{machine['cores']} cores{_cpu(machine)}; load average before the run "
+        f"{machine['load1']:.2f} (1 min), after {results['machine_after']['load1']:.2f}; "
+        f"the run took {results['elapsed_s']:.0f} s. Every contender ran one after another "
+        "in this run, on the same weights file and the same photos (uploads of "
+        "scikit-image's samples). Throughput is successful responses per second; "
+        "latencies are client-side, in ms.",
         "",
     ]
     if machine["load1"] > 1.0:
@@ -429,8 +435,9 @@ def render_paired(results: dict) -> str:
     lines = [
         f"# Contenders in turns ({results['model']})",
         "",
-        f"{machine['cores']} cores; load average before the run {machine['load1']:.2f} (1 min), "
-        f"after {results['machine_after']['load1']:.2f}; {len(rounds)} rounds in "
+        f"{machine['cores']} cores{_cpu(machine)}; load average before the run "
+        f"{machine['load1']:.2f} (1 min), after {results['machine_after']['load1']:.2f}; "
+        f"{len(rounds)} rounds in "
         f"{results['elapsed_s']:.0f} s. Every contender was started once; in each round each "
         "took its turn under the same closed-loop load (a rotated order), and ratios are "
         "taken within a round. Throughput in images per second.",

@@ -11,10 +11,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from pydantic import Field
 
+from webservice.deadlines import FetchDeadlineSettings
 from webservice.server import ServerSettings
 
 
-class ModelServerSettings(ServerSettings):
+class ModelServerSettings(ServerSettings, FetchDeadlineSettings):
     """One worker per server by default: the served model batches its requests and
     gives a lone one every core (classifier/batching.py), which beat several workers
     splitting the cores. More workers (WEB_CONCURRENCY) split the cores between them.
@@ -22,3 +23,8 @@ class ModelServerSettings(ServerSettings):
 
     web_concurrency: int | None = Field(1, ge=1, description="gunicorn worker processes")
     gunicorn_threads: int = Field(16, ge=1, description="request threads per worker")
+
+    @property
+    def longest_request(self) -> float:
+        """A URL predict: FETCH_TOTAL_TIMEOUT's download, then the inference."""
+        return self.predict_worst_case

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from classifier import gcs_weights
@@ -16,9 +16,10 @@ from classifier.fetch import FetchLimits
 from classifier.images import DEFAULT_MAX_PIXELS
 from classifier.models import DEFAULT_MODEL, WeightsSource
 from webservice.api import UploadSettings
+from webservice.deadlines import FetchDeadlineSettings
 
 
-class ServingSettings(UploadSettings):
+class ServingSettings(UploadSettings, FetchDeadlineSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
     model_name: str = Field(DEFAULT_MODEL, description="catalog name of the model to serve")
@@ -29,9 +30,16 @@ class ServingSettings(UploadSettings):
     model_weights_max_bytes: int = Field(512 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, gt=0)
     default_top_k: int = Field(5, ge=1, le=20)
+    # An image URL's download: FETCH_TOTAL_TIMEOUT (FetchDeadlineSettings) holds the
+    # whole of it, whatever the host does; these bound each stage inside it.
     fetch_connect_timeout: float = Field(3.05, gt=0)
-    fetch_read_timeout: float = Field(10.0, gt=0)
-    fetch_total_timeout: float = Field(20.0, gt=0)
+    fetch_read_timeout: float = Field(5.0, gt=0)
+    # URL downloads at once per worker; past them a URL request gets 503 at once.
+    # Fewer than the request threads, so uploads and /health always find one.
+    url_fetch_slots: int | None = Field(None, ge=1, description="default: half the threads")
+    # gunicorn's request threads per worker: the variable and default of
+    # classifier/model_server.py (a test keeps the defaults equal).
+    gunicorn_threads: int = Field(16, ge=1)
     # Loopback image URLs are for local development and tests; never on Cloud Run.
     allow_loopback_urls: bool = False
     # Each loaded model costs its weights in RAM per worker (ResNet-50 ~100 MB, more
@@ -79,4 +87,19 @@ class ServingSettings(UploadSettings):
             read_timeout=self.fetch_read_timeout,
             total_timeout=self.fetch_total_timeout,
             allow_loopback=self.allow_loopback_urls,
+            max_concurrent=self.url_fetch_slot_count,
         )
+
+    @property
+    def url_fetch_slot_count(self) -> int:
+        return self.url_fetch_slots or max(1, self.gunicorn_threads // 2)
+
+    @model_validator(mode="after")
+    def _threads_beside_url_fetches(self) -> ServingSettings:
+        if self.url_fetch_slot_count >= self.gunicorn_threads:
+            raise ValueError(
+                f"URL_FETCH_SLOTS={self.url_fetch_slot_count} leaves no request thread of "
+                f"GUNICORN_THREADS={self.gunicorn_threads} for uploads and /health while "
+                "image hosts are slow: use fewer URL fetch slots or more threads."
+            )
+        return self

@@ -20,8 +20,7 @@ try:
     client = ui.session_client(settings)
     models = ui.fetch_models(client, settings.models_ttl_seconds)
 except ApiClientError as error:
-    ui.render_error(error)
-    st.stop()
+    ui.stop_and_retry(error, settings.backend_retry_seconds)  # shows why; tries again
 
 served = ", ".join(m.get("name", "?") for m in models) or "no model listed"
 st.caption(f"Backend {client.base_url} serves: {served}")

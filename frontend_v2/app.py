@@ -16,6 +16,7 @@ from frontend_v2.session_model import (
     forget_server_model,
     send_choice,
     server_model,
+    why_another_model,
 )
 from frontend_v2.settings import FrontendV2Settings
 
@@ -32,8 +33,7 @@ try:
     models = [ModelEntry.from_json(m) for m in ui.fetch_models(client, settings.models_ttl_seconds)]
     held = server_model(client, models)
 except ApiClientError as error:
-    ui.render_error(error)
-    st.stop()
+    ui.stop_and_retry(error, settings.backend_retry_seconds)  # shows why; tries again
 if not models:
     st.error(f"The backend at {client.base_url} lists no models in GET /models.")
     st.stop()
@@ -88,10 +88,10 @@ with classify_tab:
         if choice is not None and outcome.image_key == choice.key:
             answered = (outcome.result or {}).get("model")
             if answered and answered != expected:
+                why = why_another_model((outcome.result or {}).get("selected_by"))
                 st.warning(
-                    f"You chose {expected} but the backend answered with {answered}: it lost "
-                    "your session (a restart, or several instances without a shared session "
-                    "store). Your choice is sent again on the next action."
+                    f"You chose {expected} but the backend answered with {answered}{why} "
+                    "Your choice is sent again on the next action."
                 )
             ui.render_outcome(outcome)
 

@@ -88,3 +88,12 @@ def send_choice(client: ApiClient, chosen: str) -> bool:
 def forget_server_model() -> None:
     """Ask the backend again next run (its session was lost, e.g. a new instance)."""
     st.session_state.pop(SERVER_MODEL_KEY, None)
+
+
+def why_another_model(selected_by: str | None) -> str:
+    """The end of "the backend answered with <model>", from the answer's selected_by."""
+    if selected_by == "service_default":
+        return ": it had no choice in your session, so its default model answered."
+    if selected_by == "session_store_unavailable":
+        return ": it could not read your session just now, so its default model answered."
+    return "."  # an older backend does not say why

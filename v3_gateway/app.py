@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, session
+from flask import Flask, Response, request, session
 from pydantic import ValidationError
 
 from v3_gateway.availability import Availability, DefaultModelReadiness
@@ -20,10 +20,19 @@ from v3_gateway.transport import HandlePerThread
 from v3_gateway.upstream import Deadline, ModelClient, Reply
 from webservice import errors
 from webservice.api import init_api
-from webservice.model_choice import CHOICE_KEY, model_choice_blueprint, session_choice
+from webservice.connection import client_gone
+from webservice.model_choice import (
+    CHOICE_KEY,
+    model_choice_blueprint,
+    selected_by,
+    session_choice,
+)
 from webservice.sessions import SessionSettings, init_sessions
 
 log = logging.getLogger(__name__)
+# Why the model that answered a /predict was used: "request", "session",
+# "service_default" or "session_store_unavailable" (webservice/model_choice.py).
+SELECTED_BY_HEADER = "X-Model-Selected-By"
 
 
 def load_settings() -> GatewaySettings:
@@ -85,14 +94,20 @@ def create_app(
         model_choice_blueprint(default=settings.default, choose=choose, offered=clients)
     )
 
-    def forward(name: str, incoming: Incoming) -> Response:
+    def forward(name: str, incoming: Incoming, selected_by: str) -> Response:
         client = client_for(name)
+        environ = request.environ
         reply = client.predict(
             incoming.for_model(name).body,
             incoming.content_type,
-            Deadline(settings.upstream_deadline),
+            Deadline(settings.predict_deadline),
+            client_gone=lambda: client_gone(environ),
         )
-        return relay(client, reply)
+        response = relay(client, reply)
+        # The body is the model service's, untouched: why this model answered goes in a
+        # header (the words of GET /model's selected_by).
+        response.headers[SELECTED_BY_HEADER] = selected_by
+        return response
 
     @app.get("/models")
     def models():
@@ -115,7 +130,8 @@ def create_app(
     @app.post("/predict")
     def predict():
         incoming = read_incoming()
-        return forward(incoming.model or session_model(), incoming)
+        why = selected_by(incoming.model, offered=clients)
+        return forward(incoming.model or session_model(), incoming, why)
 
     @app.post("/model/<name>/predict")
     def predict_with(name: str):
@@ -125,7 +141,7 @@ def create_app(
                 f"The path names model {name!r} but the body names {incoming.model!r}; "
                 "drop one or make them agree."
             )
-        return forward(name, incoming)
+        return forward(name, incoming, "request")
 
     log.info(
         "v3 gateway routes %s (default %s)",

@@ -1,11 +1,16 @@
 """Is each model servable right now? Short probes of the model services, cached briefly.
 
 /ready and /models ask every few seconds at most, however often they are
-called, so a burst of health checks never becomes a burst on the models.
+called, so a burst of health checks never becomes a burst on the models. Once
+a model has been probed, its last status is answered at once, and an expired
+one is refreshed in the background: a hung model service costs a probe's
+timeout to a background thread, never to each /models or /ready. (A model
+found unavailable that has answered a prediction since is probed again at once.)
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +36,9 @@ class Availability:
         self.cache_seconds = cache_seconds
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, Status]] = {}
+        self._refreshing: set[str] = set()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid: int | None = None
 
     def status(self, name: str) -> Status:
         client = self.clients[name]
@@ -44,12 +52,42 @@ class Availability:
             )
         with self._lock:
             cached = self._cache.get(name)
-        if cached and time.monotonic() - cached[0] < self.cache_seconds:
-            return cached[1]
-        status = probe(client)
+            if cached and not cached[1].available and client.answered_at > cached[0]:
+                cached = None  # it has answered a prediction since: ask it again now
+            if cached is None:
+                refresh = False
+            else:
+                expired = time.monotonic() - cached[0] >= self.cache_seconds
+                refresh = expired and name not in self._refreshing
+                if refresh:
+                    self._refreshing.add(name)
+        if cached is None:
+            return self._probe(name)  # nothing known yet: this one call waits for it
+        if refresh:
+            self._background().submit(self._refresh, name)
+        return cached[1]
+
+    def _probe(self, name: str) -> Status:
+        status = probe(self.clients[name])
         with self._lock:
             self._cache[name] = (time.monotonic(), status)
         return status
+
+    def _refresh(self, name: str) -> None:
+        try:
+            self._probe(name)
+        finally:
+            with self._lock:
+                self._refreshing.discard(name)
+
+    def _background(self) -> ThreadPoolExecutor:
+        """This process's refresh threads, made on first use (never across a fork)."""
+        with self._lock:
+            if self._pool_pid != os.getpid():
+                self._pool = ThreadPoolExecutor(len(self.clients), thread_name_prefix="refresh")
+                self._pool_pid = os.getpid()
+            assert self._pool is not None
+            return self._pool
 
     def all_statuses(self) -> list[Status]:
         """Every model's status, probed concurrently (one slow model costs one timeout)."""

@@ -9,6 +9,10 @@ closed     calls pass; `fail_max` failures in a row open the circuit.
 open       calls fail at once until `reset_timeout` has passed since opening.
 half-open  one trial call passes (the others still fail fast): success closes
            the circuit, failure opens it for another `reset_timeout`.
+
+A call refused because the model's slots were all taken counts as a failure too
+(record_busy): a hung model fills its slots long before its calls time out.
+A call whose caller left before it ended counts as nothing (record_abandoned).
 """
 
 from __future__ import annotations
@@ -58,9 +62,18 @@ class CircuitBreaker:
                 return 0.0
             return max(0.0, self._opened_at + self.reset_timeout - self._clock())
 
+    def refuse_if_open(self) -> None:
+        """Raise CircuitOpen if the circuit is open (not half-open); change nothing."""
+        with self._lock:
+            if self._state() != OPEN:
+                return
+            assert self._opened_at is not None
+            retry_in = max(0.0, self._opened_at + self.reset_timeout - self._clock())
+            raise CircuitOpen(self.name, retry_in, self._failures)
+
     def admit(self) -> None:
         """Let a call through or raise CircuitOpen. Every admitted call must end in
-        exactly one record_success() or record_failure()."""
+        exactly one record_success(), record_failure() or record_abandoned()."""
         with self._lock:
             state = self._state()
             if state == CLOSED:
@@ -83,6 +96,18 @@ class CircuitBreaker:
             self._failures += 1
             if self._trial_running or self._failures >= self.fail_max:
                 self._opened_at = self._clock()
+            self._trial_running = False
+
+    def record_busy(self) -> None:
+        """A call refused before admission because every slot of the model was taken."""
+        with self._lock:
+            self._failures += 1
+            if self._opened_at is not None or self._failures >= self.fail_max:
+                self._opened_at = self._clock()  # a trial still running ends it as it ends
+
+    def record_abandoned(self) -> None:
+        """An admitted call whose caller left before it ended: it says nothing of the model."""
+        with self._lock:
             self._trial_running = False
 
     def _state(self) -> str:

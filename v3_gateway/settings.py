@@ -11,6 +11,7 @@ from pydantic_settings import SettingsConfigDict
 from apiclient.auth import BackendAuth
 from v3_gateway.routes import ModelRoute, RouteConfigError, build_routes, load_yaml, parse_pairs
 from webservice.api import UploadSettings
+from webservice.deadlines import FETCH_TOTAL_TIMEOUT_SECONDS, INFERENCE_ALLOWANCE_SECONDS
 from webservice.server import ServerSettings
 
 
@@ -21,12 +22,16 @@ class GatewaySettings(UploadSettings):
     model_services_file: Path | None = Field(None, description="YAML mapping name: url")
     default_model: str | None = Field(None, description="default: the first model listed")
 
-    # Connect: how long a model service may take to accept. Read: the longest
-    # gap between bytes of its answer (an inference on a cold instance is slow).
-    # Deadline: the whole call, retries and queueing included.
+    # How long a model service may take to accept a connection.
     upstream_connect_timeout: float = Field(3.05, gt=0)
-    upstream_read_timeout: float = Field(60.0, gt=0)
-    upstream_deadline: float = Field(90.0, gt=0)
+    # A model service's worst case for one /predict: its download of an image URL,
+    # FETCH_TOTAL_TIMEOUT (the model services' own variable, with their default:
+    # set it here as there), then the inference and its wait for a turn,
+    # UPSTREAM_INFERENCE_TIMEOUT (a cold instance's start counts too). Past both the
+    # service is hung: the gateway answers 504 and counts a failure against its circuit.
+    # Defaults: the shared stop budget's (webservice/deadlines.py).
+    fetch_total_timeout: float = Field(FETCH_TOTAL_TIMEOUT_SECONDS, gt=0)
+    upstream_inference_timeout: float = Field(INFERENCE_ALLOWANCE_SECONDS, gt=0)
     # At most this many requests per model in flight per gateway worker. Keep it
     # below GUNICORN_THREADS so that one slow model leaves threads for the others.
     max_in_flight_per_model: int = Field(8, ge=1)
@@ -63,6 +68,16 @@ class GatewaySettings(UploadSettings):
     @property
     def default(self) -> str:
         return self.default_model or next(iter(self.routes))
+
+    @property
+    def predict_timeout(self) -> float:
+        """The longest the gateway waits for a model service's answer to /predict."""
+        return self.fetch_total_timeout + self.upstream_inference_timeout
+
+    @property
+    def predict_deadline(self) -> float:
+        """A /predict's whole time in the gateway: the wait for a slot, then the call."""
+        return self.queue_wait_seconds + self.predict_timeout
 
 
 class GatewayServerSettings(ServerSettings):

@@ -11,6 +11,10 @@ a libcurl handle must not be used by two threads at once. Handles are made on
 first use in the thread, after gunicorn's fork, so no process inherits another's
 connections. Nothing is read from the environment: no proxy, no netrc, no cookies.
 
+A call may be given `abandoned`, asked now and then while it runs (libcurl's
+progress callback): when it says True, the call stops at once ("abandoned"),
+so a request whose own client has left stops holding a connection and a slot.
+
 Retries: ours, once, only when no connection was made. libcurl adds one of its
 own that no option turns off: a request sent on a kept-alive connection that
 closes before any answer goes once more on a new connection. The service
@@ -25,6 +29,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import certifi
@@ -44,6 +49,8 @@ TLS_FAILED = frozenset(
 # Retried once: the request never left, so no inference was started.
 RETRIED = frozenset({"connect_failed", "connect_timeout"})
 CA_BUNDLE = certifi.where()
+# How often a running call asks `abandoned`; a quick call never asks.
+ABANDON_CHECK_SECONDS = 0.5
 
 
 class TransportError(Exception):
@@ -51,7 +58,8 @@ class TransportError(Exception):
 
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(f"{kind}: {detail}")
-        self.kind = kind  # connect_failed, connect_timeout, read_timeout, tls, too_large, broken
+        # connect_failed, connect_timeout, read_timeout, tls, too_large, abandoned, broken
+        self.kind = kind
         self.detail = detail
 
 
@@ -92,19 +100,21 @@ def exchange(
     max_bytes: int,
     body: bytes | None = None,
     headers: tuple[str, ...] = (),
+    abandoned: Callable[[], bool] | None = None,
 ) -> Answer:
     """GET `url` (or POST `body`), retrying once only if no connection was made."""
     end = time.monotonic() + timeouts.total
+    call = (handle, url, timeouts)
     try:
-        return _perform(handle, url, timeouts, timeouts.total, max_bytes, body, headers)
+        return _perform(*call, timeouts.total, max_bytes, body, headers, abandoned)
     except TransportError as exc:
         left = end - time.monotonic()
         if exc.kind not in RETRIED or left <= 0:
             raise
-        return _perform(handle, url, timeouts, left, max_bytes, body, headers)
+        return _perform(*call, left, max_bytes, body, headers, abandoned)
 
 
-def _perform(handle, url, timeouts, left, max_bytes, body, headers) -> Answer:
+def _perform(handle, url, timeouts, left, max_bytes, body, headers, abandoned) -> Answer:
     handle.reset()  # drops the last call's options; keeps the connection cache
     chunks: list[bytes] = []
     received = 0
@@ -135,6 +145,9 @@ def _perform(handle, url, timeouts, left, max_bytes, body, headers) -> Answer:
         handle.setopt(pycurl.POSTFIELDSIZE_LARGE, len(body))
         handle.setopt(pycurl.POSTFIELDS, body)
     handle.setopt(pycurl.WRITEFUNCTION, keep)
+    if abandoned is not None:
+        handle.setopt(pycurl.NOPROGRESS, 0)
+        handle.setopt(pycurl.XFERINFOFUNCTION, _abandon_check(abandoned))
     started = time.perf_counter()
     try:
         handle.perform()
@@ -149,9 +162,27 @@ def _perform(handle, url, timeouts, left, max_bytes, body, headers) -> Answer:
     )
 
 
+def _abandon_check(abandoned: Callable[[], bool]) -> Callable[..., int]:
+    """libcurl's progress callback: non-zero stops the call. It runs many times a
+    second; `abandoned` is asked at most every ABANDON_CHECK_SECONDS."""
+    next_check = time.monotonic() + ABANDON_CHECK_SECONDS
+
+    def progress(*_counts: int) -> int:
+        nonlocal next_check
+        now = time.monotonic()
+        if now < next_check:
+            return 0
+        next_check = now + ABANDON_CHECK_SECONDS
+        return 1 if abandoned() else 0
+
+    return progress
+
+
 def _kind(handle: pycurl.Curl, code: int, over_limit: bool) -> str:
     if over_limit or code == pycurl.E_FILESIZE_EXCEEDED:
         return "too_large"
+    if code == pycurl.E_ABORTED_BY_CALLBACK:
+        return "abandoned"
     if code == pycurl.E_OPERATION_TIMEDOUT:
         connected = handle.getinfo(pycurl.CONNECT_TIME) > 0
         return "read_timeout" if connected else "connect_timeout"

@@ -9,6 +9,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from apiclient.auth import AUTH_ID_TOKEN, audience_of, id_token_source, refused_message
 from apiclient.errors import BackendAuthFailed
@@ -20,10 +21,15 @@ from webservice import errors
 
 log = logging.getLogger(__name__)
 
-# Error codes a model service gives when the *image host* failed, not itself:
-# they must not count against the model's circuit.
-IMAGE_HOST_CODES = frozenset({"image_host_failed", "timeout", "url_forbidden"})
+# Error codes a model service gives when the *image host* failed, not itself, or
+# when slow image hosts hold all its URL download slots (url_fetch_busy; uploads
+# still get through): they must not count against the model's circuit.
+IMAGE_HOST_CODES = frozenset({"image_host_failed", "timeout", "url_forbidden", "url_fetch_busy"})
 POST_HEADERS = ("Accept: application/json",)
+
+
+def _left(where: str) -> errors.ClientGone:
+    return errors.ClientGone(f"The client closed its connection while {where}.")
 
 
 class Deadline:
@@ -85,6 +91,8 @@ class ModelClient:
         )
         # Per worker: a slow or hung model can hold at most this many threads.
         self.slots = threading.BoundedSemaphore(settings.max_in_flight_per_model)
+        # When a prediction last succeeded (time.monotonic()): fresher than any probe.
+        self.answered_at = float("-inf")
         # BACKEND_AUTH=id-token: an ID token for this model's URL on every call, from the
         # metadata server, shared by the worker's threads and kept until near expiry.
         self.tokens = None
@@ -113,10 +121,22 @@ class ModelClient:
     def name(self) -> str:
         return self.route.name
 
-    def predict(self, body: bytes, content_type: str, deadline: Deadline) -> Reply:
-        """POST the request body, as received, to the model service's /predict."""
+    def predict(
+        self,
+        body: bytes,
+        content_type: str,
+        deadline: Deadline,
+        client_gone: Callable[[], bool] = lambda: False,
+    ) -> Reply:
+        """POST the request body, as received, to the model service's /predict.
+
+        Nothing is sent, and the call stops, once `client_gone()`: the answer
+        would go to nobody, and it would hold one of the model's slots meanwhile.
+        """
+        self._guarded(self.breaker.refuse_if_open)  # an open circuit fails before any wait
         wait = min(self.settings.queue_wait_seconds, max(0.0, deadline.remaining()))
         if not self.slots.acquire(timeout=wait):
+            self.breaker.record_busy()  # a hung model fills its slots before it times out
             raise errors.ModelBusy(
                 f"Model {self.name!r} already has {self.settings.max_in_flight_per_model} "
                 "requests in flight on this gateway; try again shortly.",
@@ -124,23 +144,30 @@ class ModelClient:
                 retry_after_seconds=1,
             )
         try:
-            self._admit()
-            succeeded = False
+            if client_gone():
+                raise _left("waiting for a slot")
+            self._guarded(self.breaker.admit)
             try:
-                reply = self._post(body, content_type, deadline)
-                succeeded = not reply.is_service_failure()
-                return reply
-            finally:
-                if succeeded:
-                    self.breaker.record_success()
-                else:
-                    self.breaker.record_failure()
+                reply = self._post(body, content_type, deadline, client_gone)
+            except errors.ClientGone:
+                self.breaker.record_abandoned()
+                raise
+            except BaseException:
+                self.breaker.record_failure()
+                raise
+            if reply.is_service_failure():
+                self.breaker.record_failure()
+            else:
+                self.breaker.record_success()
+                self.answered_at = time.monotonic()
+            return reply
         finally:
             self.slots.release()
 
-    def _admit(self) -> None:
+    def _guarded(self, check: Callable[[], None]) -> None:
+        """Run a breaker check; an open circuit becomes 503 model_unavailable."""
         try:
-            self.breaker.admit()
+            check()
         except CircuitOpen as exc:
             retry_in = max(1, round(exc.retry_in))
             raise errors.ModelUnavailable(
@@ -151,13 +178,11 @@ class ModelClient:
                 retry_after_seconds=retry_in,
             ) from None
 
-    def _post(self, body: bytes, content_type: str, deadline: Deadline) -> Reply:
-        left = deadline.check(self.name)
-        timeouts = Timeouts(
-            connect=self.settings.upstream_connect_timeout,
-            read=self.settings.upstream_read_timeout,
-            total=left,
-        )
+    def _post(
+        self, body: bytes, content_type: str, deadline: Deadline, client_gone: Callable[[], bool]
+    ) -> Reply:
+        limit = min(deadline.check(self.name), self.settings.predict_timeout)
+        timeouts = Timeouts(connect=self.settings.upstream_connect_timeout, read=limit, total=limit)
         try:
             answer = exchange(
                 self.handles.get(),
@@ -166,6 +191,7 @@ class ModelClient:
                 max_bytes=self.settings.max_response_bytes,
                 body=body,
                 headers=(f"Content-Type: {content_type}", *POST_HEADERS, *self.auth_headers()),
+                abandoned=client_gone,
             )
         except TransportError as exc:
             raise self._failure(exc, timeouts) from None
@@ -177,16 +203,23 @@ class ModelClient:
 
     def _failure(self, exc: TransportError, timeouts: Timeouts) -> errors.ApiError:
         """The API error for a failed exchange with this model's service."""
+        if exc.kind == "abandoned":
+            return _left(f"waiting for model {self.name!r}")
         if exc.kind == "too_large":
             return errors.ModelServiceFailed(
                 f"Model {self.name!r} sent an answer larger than "
                 f"{self.settings.max_response_bytes} bytes.",
                 model=self.name,
             )
-        if exc.kind in ("connect_timeout", "read_timeout"):
+        if exc.kind == "connect_timeout":
             return errors.UpstreamTimeout(
-                f"Model {self.name!r} did not answer in time (connect {timeouts.connect:g} s, "
-                f"read {timeouts.read:g} s, {timeouts.total:.3g} s left of the deadline).",
+                f"Model {self.name!r} did not accept a connection within {timeouts.connect:g} s.",
+                model=self.name,
+            )
+        if exc.kind == "read_timeout":
+            return errors.UpstreamTimeout(
+                f"Model {self.name!r} did not answer within {timeouts.total:.3g} s, the longest "
+                "a prediction may take (an image URL's download, then the inference).",
                 model=self.name,
             )
         log.warning("model %s at %s unreachable: %s", self.name, self.route.url, exc)

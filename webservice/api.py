@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from webservice import errors
+from webservice.connection import client_gone
+from webservice.stopping import stopping
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,24 @@ def init_api(app: Flask, settings: UploadSettings, readiness: Readiness) -> None
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keys in the order written
     register_error_handlers(app)
+    app.before_request(_refuse_when_stopping)
+    app.before_request(_refuse_if_client_gone)
     app.register_blueprint(health_blueprint(readiness.not_ready_reason))
     app.extensions[READINESS_EXTENSION] = readiness
+
+
+# How soon a client refused by a stopping instance may send its request again.
+STOPPING_RETRY_AFTER_SECONDS = 1
+
+
+def _refuse_when_stopping() -> None:
+    """After SIGTERM, a request that starts gets 503 at once: the instance is going away,
+    and the request's worst case may not fit what is left of its time."""
+    if stopping.is_set():
+        raise errors.ShuttingDown(
+            "This instance is shutting down and takes no new requests; send it again.",
+            retry_after_seconds=STOPPING_RETRY_AFTER_SECONDS,
+        )
 
 
 def readiness_of(app: object) -> Readiness | None:
@@ -95,6 +113,13 @@ def error_response(code: str, message: str, status: int, **details: Any) -> Resp
     response = jsonify({"error": {"code": code, "message": message, **details}})
     response.status_code = status
     return response
+
+
+def _refuse_if_client_gone() -> None:
+    """A request whose client left while it waited for a thread (a server frozen or
+    overloaded meanwhile) is answered to nobody: do none of its work."""
+    if client_gone():
+        raise errors.ClientGone("The client closed its connection before the request began.")
 
 
 def register_error_handlers(app: Flask) -> None:

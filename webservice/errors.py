@@ -77,8 +77,35 @@ class ModelUnavailable(ApiError):
     status, code = 503, "model_unavailable"
 
 
+class FetchesBusy(ApiError):
+    """Every URL download slot of this worker is taken (uploads still get through)."""
+
+    status, code = 503, "url_fetch_busy"
+
+
+class ShuttingDown(ApiError):
+    """This instance got SIGTERM: it finishes what it has and takes nothing new
+    (webservice/stopping.py); another instance answers the same request."""
+
+    status, code = 503, "shutting_down"
+
+
+class SessionStoreUnavailable(ApiError):
+    """The session store cannot be reached: a caller's own choice can be neither read
+    nor saved (requests that name their model still work)."""
+
+    status, code = 503, "session_store_unavailable"
+
+
 class UpstreamTimeout(ApiError):
     status, code = 504, "timeout"
+
+
+class ClientGone(ApiError):
+    """The caller closed its connection before the work began; nobody reads this answer,
+    but the access log shows 499 (nginx's "client closed request")."""
+
+    status, code = 499, "client_closed_request"
 
 
 # Raised by the v3 gateway only (a model service answers for itself above).

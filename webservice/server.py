@@ -18,6 +18,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from webservice.api import readiness_of
+from webservice.deadlines import GRACEFUL_TIMEOUT_SECONDS, shutdown_budget_problem
+from webservice.stopping import StoppingThreadWorker
 
 SHM = "/dev/shm"  # noqa: S108 - an in-memory tmpfs, used only for gunicorn heartbeats
 
@@ -39,8 +41,9 @@ class ServerSettings(BaseSettings):
     gunicorn_threads: int = Field(2, ge=1, description="request threads per worker")
     torch_threads: int | None = Field(None, ge=1, description="cores each worker may compute on")
     gunicorn_timeout: int = Field(120, ge=1)
-    # Cloud Run allows 10 s between SIGTERM and SIGKILL.
-    graceful_timeout: int = Field(8, ge=1)
+    # Requests in flight at SIGTERM get this long; Cloud Run kills 10 s after SIGTERM
+    # (webservice/deadlines.py fits a request's worst case into it).
+    graceful_timeout: int = Field(GRACEFUL_TIMEOUT_SECONDS, ge=1)
 
     @property
     def workers(self) -> int:
@@ -51,6 +54,11 @@ class ServerSettings(BaseSettings):
         """The core budget of one worker, decided here only: workers x this <= the cores."""
         return self.torch_threads or max(1, available_cores() // self.workers)
 
+    @property
+    def longest_request(self) -> float | None:
+        """The longest a request to this service can take, where the service knows it."""
+        return None
+
 
 def gunicorn_config(settings: ServerSettings) -> dict[str, Any]:
     """Every gunicorn configuration variable: set them as gunicorn.conf.py's globals.
@@ -59,6 +67,11 @@ def gunicorn_config(settings: ServerSettings) -> dict[str, Any]:
     are loaded once and shared by the forked workers), then made ready in each
     worker after the fork, before it takes a request.
     """
+
+    def on_starting(server: Any) -> None:
+        problem = shutdown_budget_problem(settings.longest_request, settings.graceful_timeout)
+        if problem:
+            server.log.warning("stop budget: %s", problem)
 
     def pre_fork(server: Any, worker: Any) -> None:
         # Keep the preloaded objects out of the collector's reach, so that it does not
@@ -75,6 +88,7 @@ def gunicorn_config(settings: ServerSettings) -> dict[str, Any]:
     return {
         **gunicorn_options(settings),
         "preload_app": True,
+        "on_starting": on_starting,
         "pre_fork": pre_fork,
         "post_worker_init": post_worker_init,
     }
@@ -108,7 +122,8 @@ def gunicorn_options(settings: ServerSettings) -> dict[str, Any]:
         "bind": f"{settings.host}:{settings.port}",
         "workers": settings.workers,
         "threads": settings.gunicorn_threads,
-        "worker_class": "gthread",
+        # gthread, stopping cleanly: webservice/stopping.py.
+        "worker_class": StoppingThreadWorker,
         "timeout": settings.gunicorn_timeout,
         "graceful_timeout": settings.graceful_timeout,
         "keepalive": 5,

@@ -68,6 +68,22 @@ def test_predict_url_leaves_the_model_out_when_none(client, httpserver):
     assert client.predict_url("https://example.test/a.png")["category"] == "tabby"
 
 
+def test_why_the_model_answered_is_read_from_the_body_or_the_gateways_header(client, httpserver):
+    """backend_v2 says it in the answer; the v3 gateway, which relays a model service's
+    answer untouched, in a header: the caller reads `selected_by` either way."""
+    httpserver.expect_ordered_request("/predict").respond_with_json(
+        {**PREDICTION, "selected_by": "session"}
+    )
+    httpserver.expect_ordered_request("/predict").respond_with_json(
+        PREDICTION, headers={"X-Model-Selected-By": "service_default"}
+    )
+    httpserver.expect_ordered_request("/predict").respond_with_json(PREDICTION)
+    assert client.predict_url("https://example.test/cat.jpg")["selected_by"] == "session"
+    relayed = client.predict_url("https://example.test/cat.jpg")
+    assert relayed == {**PREDICTION, "selected_by": "service_default"}
+    assert "selected_by" not in client.predict_url("https://example.test/cat.jpg")  # v1
+
+
 def test_predict_upload_sends_multipart_field_image(client, httpserver):
     seen = {}
 

@@ -60,6 +60,8 @@ def live_env(weights, **extra) -> dict:
         "TORCH_THREADS": "1",
         "MAX_LOADED_MODELS": "3",
         "ALLOW_LOOPBACK_URLS": "true",
+        # A test's image host holds its answer while a model loads (seconds when busy).
+        "FETCH_TOTAL_TIMEOUT": "30",
         # Stopping waits this long at most for a worker to exit (it takes seconds
         # to free its torch memory); then gunicorn kills it.
         "GRACEFUL_TIMEOUT": "2",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -28,7 +30,27 @@ class RedisServer:
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)
 
+    def kill(self) -> None:
+        """Gone at once, as a crashed or replaced store: connections refused."""
+        self.thaw()
+        self.process.kill()
+        self.process.wait(10)
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections are still accepted (by the kernel), nothing answers."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+
+    def restarted(self) -> RedisServer:
+        """A new, empty redis-server on the same port (this one killed first)."""
+        self.kill()
+        return start_redis(self.log_path.parent, port=self.port)
+
     def stop(self) -> None:
+        self.thaw()
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -38,15 +60,16 @@ class RedisServer:
                 self.process.wait(5)
 
 
-def start_redis(work_dir: Path, timeout: float = 20) -> RedisServer:
-    """Start redis-server on a free 127.0.0.1 port with no persistence; wait until it answers."""
+def start_redis(work_dir: Path, timeout: float = 20, port: int | None = None) -> RedisServer:
+    """Start redis-server on 127.0.0.1 (a free port unless given) with no persistence;
+    wait until it answers."""
     binary = shutil.which(REDIS_SERVER)
     if binary is None:
         raise RuntimeError(
             "redis-server is not installed; the session store tests need Debian's package: "
             "`apt-get install redis-server` (the tests start and stop it themselves)."
         )
-    port = free_port()
+    port = port or free_port()
     log_path = work_dir / f"redis-{port}.log"
     options = {
         "--bind": "127.0.0.1",

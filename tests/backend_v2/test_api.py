@@ -111,14 +111,16 @@ def test_predict_uses_the_request_then_the_session_then_the_default(client):
     first = upload(client, "cat")
     assert first.status_code == 200
     assert first.get_json()["model"] == DEFAULT_MODEL
+    assert first.get_json()["selected_by"] == "service_default"  # GET /model's words
     # lite0's real weights see the cat
     assert first.get_json()["category"] in {"tabby", "tiger cat", "Egyptian cat"}
     assert "session" not in (first.headers.get("Set-Cookie") or "")  # no choice, no session
 
     client.put("/model/efficientnet_b0")
-    assert upload(client, "cat").get_json()["model"] == "efficientnet_b0"
-    per_request = upload(client, "cat", model="mobilenet_v3_large")
-    assert per_request.get_json()["model"] == "mobilenet_v3_large"
+    from_session = upload(client, "cat").get_json()
+    assert (from_session["model"], from_session["selected_by"]) == ("efficientnet_b0", "session")
+    per_request = upload(client, "cat", model="mobilenet_v3_large").get_json()
+    assert (per_request["model"], per_request["selected_by"]) == ("mobilenet_v3_large", "request")
     assert client.get("/model").get_json()["model"] == "efficientnet_b0"  # the session stays
 
 

@@ -194,3 +194,20 @@ def test_paired_rounds_are_compared_within_each_round():
     assert "| 2 | 20.00 | 18.00 | 20.50 |" in markdown
     assert "| backend_v2 / backend_v1 | 4 | 0.967 | 0.900 to 0.968 | 0.9 | yes |" in markdown
     assert "the baseline is 8f5f840 before" in markdown
+
+
+def test_the_report_says_which_cpu_it_ran_on_when_recorded():
+    recorded = results(kit_rate=15.0, ceiling_rate=40.0)
+    recorded["machine_before"]["cpu"] = "AMD EPYC, AVX2"
+    assert "2 cores (AMD EPYC, AVX2); load average" in render(recorded)
+    # Runs recorded before the CPU was: the line reads as it did.
+    assert "2 cores; load average" in render(results(kit_rate=15.0, ceiling_rate=40.0))
+
+
+def test_the_cpu_is_described_by_its_model_and_widest_vector_extension():
+    from bench.__main__ import cpu_description
+
+    described = cpu_description()
+    model, _, widest = described.rpartition(", ")
+    assert model
+    assert widest in {"AMX", "AVX-512", "AVX2", "no AVX2"}

@@ -7,7 +7,14 @@ import tomllib
 import pytest
 import requests
 
-from tests.support.frontend import HangingPredict, app_test, texts, upload
+from tests.support.frontend import (
+    HangingPredict,
+    app_test,
+    backend_coming_back,
+    opened_while_backend_down,
+    texts,
+    upload,
+)
 from tests.support.images import sample_jpeg
 from tests.support.servers import REPO_ROOT, free_port
 
@@ -32,6 +39,7 @@ def test_missing_serving_url_is_said_plainly(v1):
         "e.g. SERVING_URL=https://backend-v1-<hash>-nn.a.run.app (or http://127.0.0.1:8080)."
     ]
     assert len(at.file_uploader) == 0  # nothing to classify with
+    assert len(at.button) == 0  # and no "Try again": only a new setting can fix this
 
 
 def test_malformed_serving_url_is_said_plainly(v1, monkeypatch):
@@ -51,6 +59,16 @@ def test_unreachable_backend_is_said_plainly(v1, monkeypatch):
         f"The backend is unreachable. Could not reach http://127.0.0.1:{port}"
     )
     assert "Connection refused" in message
+
+
+def test_a_page_loaded_while_the_backend_was_down_comes_back_with_it(v1, monkeypatch):
+    at, port = opened_while_backend_down(v1, monkeypatch)
+    with backend_coming_back(port, {"/models": MODELS}):
+        at = at.button(key="retry-now").click().run()
+    assert not at.exception
+    assert not at.error
+    assert texts(at.caption)[0] == f"Backend http://127.0.0.1:{port} serves: resnet18"
+    assert at.button(key="v1-classify")  # the page is all there
 
 
 def test_timeout_is_said_plainly(v1, monkeypatch, httpserver):

@@ -7,7 +7,14 @@ import requests
 
 from apiclient import ApiClient
 from tests.frontend_v2.conftest import AVAILABLE
-from tests.support.frontend import HangingPredict, app_test, texts, upload
+from tests.support.frontend import (
+    HangingPredict,
+    app_test,
+    backend_coming_back,
+    opened_while_backend_down,
+    texts,
+    upload,
+)
 from tests.support.images import sample_jpeg
 from tests.support.servers import free_port
 
@@ -35,6 +42,7 @@ def test_missing_serving_url_is_said_plainly(v2):
     [message] = texts(at.error)
     assert message.startswith("No backend configured. SERVING_URL is not set.")
     assert len(at.selectbox) == 0
+    assert len(at.button) == 0  # no "Try again": only a new setting can fix this
 
 
 def test_unreachable_backend_is_said_plainly(v2, monkeypatch):
@@ -46,6 +54,19 @@ def test_unreachable_backend_is_said_plainly(v2, monkeypatch):
     assert message.startswith(
         f"The backend is unreachable. Could not reach http://127.0.0.1:{port}"
     )
+
+
+def test_a_page_loaded_while_the_backend_was_down_comes_back_with_it(v2, monkeypatch):
+    at, port = opened_while_backend_down(v2, monkeypatch)
+    routes = {
+        "/models": {"models": [{"name": "resnet18", "available": True, "default": True}]},
+        "/model": {"model": "resnet18", "selected_by": "service_default"},
+    }
+    with backend_coming_back(port, routes):
+        at = at.button(key="retry-now").click().run()
+    assert not at.exception
+    assert not at.error
+    assert at.selectbox(key=CHOICE).value == "resnet18"
 
 
 def test_timeout_is_said_plainly(v2, monkeypatch, httpserver):
@@ -182,7 +203,20 @@ def test_a_backend_without_sessions_gets_the_model_in_each_request(v2, monkeypat
     assert metrics(at)["Model"] == "efficientnet_lite0"
 
 
-def test_a_lost_backend_session_is_reported_and_the_choice_sent_again(v2, monkeypatch, httpserver):
+@pytest.mark.parametrize(
+    ("selected_by", "why"),
+    [
+        ("service_default", ": it had no choice in your session, so its default model answered."),
+        (
+            "session_store_unavailable",
+            ": it could not read your session just now, so its default model answered.",
+        ),
+        (None, "."),  # a backend that does not say why
+    ],
+)
+def test_a_lost_backend_session_is_reported_and_the_choice_sent_again(
+    v2, monkeypatch, httpserver, selected_by, why
+):
     """A backend that forgets sessions (e.g. a second instance with its own store)."""
     httpserver.expect_request("/models").respond_with_json(
         {
@@ -196,14 +230,15 @@ def test_a_lost_backend_session_is_reported_and_the_choice_sent_again(v2, monkey
     httpserver.expect_request("/model/resnet18", method="PUT").respond_with_json(
         {"model": "resnet18"}
     )
-    httpserver.expect_request("/predict", method="POST").respond_with_json(
-        {
-            "model": "resnet50",
-            "category": "tabby",
-            "predictions": [{"label": "tabby", "index": 281, "probability": 0.5}],
-            "timing_ms": {"total_ms": 3.0},
-        }
-    )
+    answer = {
+        "model": "resnet50",
+        "category": "tabby",
+        "predictions": [{"label": "tabby", "index": 281, "probability": 0.5}],
+        "timing_ms": {"total_ms": 3.0},
+    }
+    if selected_by:
+        answer["selected_by"] = selected_by
+    httpserver.expect_request("/predict", method="POST").respond_with_json(answer)
     monkeypatch.setenv("SERVING_URL", httpserver.url_for("/"))
     at = v2.run()
     at = at.selectbox(key=CHOICE).set_value("resnet18").run()
@@ -211,7 +246,10 @@ def test_a_lost_backend_session_is_reported_and_the_choice_sent_again(v2, monkey
     at = at.button(key="v2-classify").click().run()
     assert not at.exception
     [warning] = texts(at.warning)
-    assert warning.startswith("You chose resnet18 but the backend answered with resnet50")
+    assert warning == (
+        f"You chose resnet18 but the backend answered with resnet50{why} "
+        "Your choice is sent again on the next action."
+    )
     assert metrics(at)["Model"] == "resnet50"  # what the backend really used is shown
     at = at.run()  # the next action asks the backend again and resends the choice
     puts = [r for r, _ in httpserver.log if r.method == "PUT"]

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from pytest_httpserver import HTTPServer
 from streamlit.testing.v1 import AppTest
 from werkzeug import Request, Response
 
-from tests.support.servers import REPO_ROOT
+from tests.support.servers import REPO_ROOT, free_port
 
 # Real predictions on a 2-core machine shared with other tests can take seconds.
 APP_TIMEOUT_SECONDS = 90
@@ -63,6 +64,32 @@ class HangingPredict:
         self.calls += 1
         self.release.wait(10)
         return Response('{"model": "late"}', content_type="application/json")
+
+
+def opened_while_backend_down(app: AppTest, monkeypatch) -> tuple[AppTest, int]:
+    """The page run with SERVING_URL on a loopback port where nothing listens yet: it
+    says why it cannot load and that it tries again. The run, and the port."""
+    port = free_port()
+    monkeypatch.setenv("SERVING_URL", f"http://127.0.0.1:{port}")
+    at = app.run()
+    assert not at.exception
+    assert texts(at.error)[0].startswith("The backend is unreachable.")
+    assert texts(at.caption) == ["Trying again every 5 s."]  # and it does, by itself
+    return at, port
+
+
+@contextlib.contextmanager
+def backend_coming_back(port: int, routes: dict[str, dict]) -> Iterator[HTTPServer]:
+    """A stand-in backend that starts on `port`, where nothing listened before, and
+    answers each GET route with its JSON: the backend of a page loaded while it was down."""
+    backend = HTTPServer(host="127.0.0.1", port=port)
+    for path, answer in routes.items():
+        backend.expect_request(path, method="GET").respond_with_json(answer)
+    backend.start()
+    try:
+        yield backend
+    finally:
+        backend.stop()
 
 
 @contextlib.contextmanager

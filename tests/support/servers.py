@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ import requests
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVE = REPO_ROOT / "tools" / "serve.sh"
 STREAMLIT_HEALTH = "/_stcore/health"
+GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 
 def free_port() -> int:
@@ -85,18 +87,7 @@ def start_service(
 
 
 def _start_once(component, log_dir, env, port, ready_path, timeout) -> RunningService:
-    full_env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", **(env or {})}
-    log_path = log_dir / f"{component}-{port}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [str(SERVE), component],
-            cwd=REPO_ROOT,
-            env=full_env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    service = RunningService(component, port, process, log_path, full_env)
+    service = _spawn(component, [str(SERVE), component], log_dir, env or {}, port)
     path = ready_path or (STREAMLIT_HEALTH if component.startswith("frontend") else "/ready")
     try:
         wait_until_ok(service, path, timeout)
@@ -126,3 +117,34 @@ def wait_until_ok(service: RunningService, path: str, timeout: float) -> None:
             pass
         time.sleep(0.2)
     raise TimeoutError(f"{service.component} not ready in {timeout}s:\n{service.log()[-3000:]}")
+
+
+def start_gunicorn_app(
+    app: str, config: str, log_dir: Path, *, env: dict, timeout: float = 120
+) -> RunningService:
+    """Run `gunicorn --config <config> <app>` on a free loopback port, for an app that
+    serve.sh does not serve (one in tests/); wait for /ready."""
+    command = [GUNICORN, "--config", config, app]
+    service = _spawn(app, command, log_dir, {"PYTHONPATH": str(REPO_ROOT), **env}, free_port())
+    try:
+        wait_until_ok(service, "/ready", timeout)
+    except BaseException:
+        service.stop()
+        raise
+    return service
+
+
+def _spawn(name: str, command: list[str], log_dir: Path, env: dict, port: int) -> RunningService:
+    """Start `command` in its own process group on 127.0.0.1:`port`, its output in a log."""
+    full_env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", **env}
+    log_path = log_dir / f"{name.split(':')[0]}-{port}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=full_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return RunningService(name, port, process, log_path, full_env)

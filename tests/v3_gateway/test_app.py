@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 
 import pytest
 
@@ -79,17 +81,69 @@ def test_json_body_is_forwarded_with_the_routed_model(tmp_path, httpserver, mode
     }
 
 
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("image_host_failed", 502),
+        # Slow image hosts hold every URL download slot; uploads are still served.
+        ("url_fetch_busy", 503),
+    ],
+)
 def test_image_host_errors_are_relayed_and_do_not_trip_the_circuit(
-    tmp_path, httpserver, model_stub
+    tmp_path, httpserver, model_stub, code, status
 ):
-    failure = {"error": {"code": "image_host_failed", "message": "Could not reach the host."}}
-    httpserver.expect_request("/predict").respond_with_json(failure, status=502)
+    failure = {"error": {"code": code, "message": "The image host is the problem."}}
+    httpserver.expect_request("/predict").respond_with_json(failure, status=status)
     client = make_client(tmp_path, {"resnet18": model_stub})
     for _ in range(4):  # twice the breaker's fail_max
         answer = client.post("/predict", json={"url": "https://x.test/a.jpg"})
-        assert answer.status_code == 502
+        assert answer.status_code == status
         assert answer.get_json() == failure
     assert client.get("/models").get_json()["models"][0]["circuit"] == "closed"
+
+
+def test_each_answer_says_why_its_model_answered_in_a_header(tmp_path, httpserver, model_stub):
+    httpserver.expect_request("/ready").respond_with_json({"status": "ready"})
+    httpserver.expect_request("/models").respond_with_json(
+        {"models": [{"name": "resnet18", "available": True}]}
+    )
+    httpserver.expect_request("/predict", method="POST").respond_with_json(PREDICTION)
+    client = make_client(tmp_path, {"resnet18": model_stub})
+
+    def why(answer) -> str:
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        assert answer.get_json() == PREDICTION  # the model service's body, untouched
+        return answer.headers["X-Model-Selected-By"]
+
+    assert why(client.post("/predict", data=upload_form())) == "service_default"
+    assert client.put("/model/resnet18").status_code == 200
+    assert why(client.post("/predict", data=upload_form())) == "session"
+    assert why(client.post("/predict", data=upload_form(model="resnet18"))) == "request"
+    assert why(client.post("/model/resnet18/predict", json={"url": "https://x.test/a.jpg"})) == (
+        "request"
+    )
+
+
+def test_a_full_bulkhead_counts_against_the_circuit(tmp_path, hanging_service):
+    """A hung model fills its slots: the refusals open its circuit, not only timeouts."""
+    client = make_client(
+        tmp_path,
+        {"resnet18": hanging_service.url},
+        max_in_flight_per_model=1,
+        queue_wait_seconds=0.1,
+        fetch_total_timeout=30,
+    )
+    stuck = threading.Thread(target=client.post, args=("/predict",), kwargs={"json": {}})
+    stuck.daemon = True
+    stuck.start()
+    deadline = time.monotonic() + 10
+    while hanging_service.open_connections < 1:
+        assert time.monotonic() < deadline, "the first request never reached the model"
+        time.sleep(0.02)
+    codes = [client.post("/predict", json={}).get_json()["error"] for _ in range(3)]
+    assert [error["code"] for error in codes] == ["model_busy", "model_busy", "model_unavailable"]
+    assert codes[-1]["circuit"] == "open"  # two refusals (fail_max) opened it
+    hanging_service.stop()  # the stuck request fails now; the test does not wait for it
 
 
 def test_non_json_answers_become_a_clear_502(tmp_path, httpserver, model_stub):

@@ -78,3 +78,54 @@ def test_a_slow_call_does_not_block_the_others(breaker):
     thread.start()
     thread.join(5)
     assert admitted.is_set()  # ...does not stop a second one from starting
+
+
+def test_full_bulkheads_count_as_failures_and_open_the_circuit(breaker):
+    """A hung model fills its slots before any of its calls times out."""
+    breaker.record_busy()
+    breaker.record_busy()
+    assert breaker.state == CLOSED
+    breaker.record_busy()
+    assert breaker.state == OPEN
+    with pytest.raises(CircuitOpen):
+        breaker.refuse_if_open()
+
+
+def test_a_success_in_between_resets_the_busy_count(breaker):
+    breaker.record_busy()
+    breaker.record_busy()
+    breaker.admit()
+    breaker.record_success()
+    breaker.record_busy()
+    assert breaker.state == CLOSED
+
+
+def test_refuse_if_open_never_takes_the_trial(breaker, clock):
+    fail(breaker, 3)
+    clock.now += 5
+    assert breaker.state == HALF_OPEN
+    breaker.refuse_if_open()  # half-open is not open: no error, and no trial taken
+    breaker.admit()  # the trial is still there to take
+    with pytest.raises(CircuitOpen):
+        breaker.admit()
+
+
+def test_a_full_bulkhead_while_half_open_opens_again(breaker, clock):
+    fail(breaker, 3)
+    clock.now += 5
+    breaker.admit()  # the trial, still running
+    breaker.record_busy()
+    assert breaker.state == OPEN
+    breaker.record_success()  # the trial's own end decides
+    assert breaker.state == CLOSED
+
+
+def test_an_abandoned_trial_leaves_the_next_call_to_try(breaker, clock):
+    fail(breaker, 3)
+    clock.now += 5
+    breaker.admit()
+    breaker.record_abandoned()  # its caller left: it says nothing about the model
+    assert breaker.state == HALF_OPEN
+    breaker.admit()  # the next call is the trial
+    breaker.record_success()
+    assert breaker.state == CLOSED

@@ -188,3 +188,32 @@ def test_each_thread_has_its_own_handle():
     worker.join()
     assert handles.get() is handles.get()
     assert seen[0] is not handles.get()
+
+
+def test_a_call_whose_caller_left_stops_and_closes_its_connection(serve):
+    """The gateway's client hung up: the call to the model service goes with it."""
+    closed = threading.Event()
+
+    def silent(connection):
+        read_request(connection)
+        if connection.recv(1) == b"":  # blocks until the gateway closes its end
+            closed.set()
+
+    server = serve(silent)
+    left = threading.Event()
+    threading.Timer(0.2, left.set).start()
+    with pytest.raises(TransportError) as failed:
+        exchange(HandlePerThread().get(), server.url, timeouts=Timeouts(2, 30, 30),
+                 max_bytes=1024, body=b"img", abandoned=left.is_set)  # fmt: skip
+    assert failed.value.kind == "abandoned"
+    assert closed.wait(10), "the connection to the model service was left open"
+    assert server.connections == 1  # and nothing was sent again
+
+
+def test_a_quick_call_never_asks_whether_its_caller_left(serve):
+    server = serve(keep_answering(b'{"ok": true}'))
+    asked = []
+    answered = exchange(HandlePerThread().get(), server.url, timeouts=QUICK, max_bytes=1024,
+                        abandoned=lambda: asked.append(1) or False)  # fmt: skip
+    assert answered.body == b'{"ok": true}'
+    assert asked == []  # within ABANDON_CHECK_SECONDS: not one check

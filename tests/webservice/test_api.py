@@ -8,6 +8,7 @@ from flask import Flask, request
 
 from webservice import errors
 from webservice.api import MULTIPART_OVERHEAD_BYTES, UploadSettings, init_api
+from webservice.stopping import stopping
 
 
 class Ready:
@@ -60,3 +61,17 @@ def test_health_and_ready_are_there():
     client = make_app().test_client()
     assert client.get("/health").get_json() == {"status": "ok"}
     assert client.get("/ready").get_json() == {"status": "ready"}
+
+
+def test_after_sigterm_every_new_request_is_refused_with_retry_after():
+    client = make_app().test_client()
+    stopping.set()  # what webservice/stopping.py's worker does at SIGTERM
+    try:
+        refused = [client.get("/health"), client.post("/busy")]
+    finally:
+        stopping.clear()
+    for answer in refused:
+        assert answer.status_code == 503
+        assert answer.headers["Retry-After"] == "1"
+        assert answer.get_json()["error"]["code"] == "shutting_down"
+    assert client.get("/health").status_code == 200
