@@ -59,8 +59,12 @@ class PredictUser(FastHttpUser):
 
     @task
     def predict(self) -> None:
-        if next(_issued) > MAX_REQUESTS or time.time() >= started_at[0] + SECONDS:
+        if time.time() >= started_at[0] + SECONDS:
             _quit(self.environment)
+            raise StopUser
+        if next(_issued) > MAX_REQUESTS:
+            # Spent: stop this user only. Quitting now would kill other users' requests
+            # in flight; the test ends when the last request of the budget has answered.
             raise StopUser
         started = time.time()
         with self.client.post(
@@ -75,6 +79,8 @@ class PredictUser(FastHttpUser):
             else:
                 response.success()
         samples.append((started, response.request_meta["response_time"], not reason, reason))
+        if len(samples) >= MAX_REQUESTS:
+            _quit(self.environment)
 
 
 def _quit(environment) -> None:
