@@ -37,7 +37,8 @@ TORCH_INDEX_TIMEOUT ?= 5
 TORCH_CPU_PINS = $(shell sed -n 's/^\(torch[a-z]*==[0-9.]*\)$$/\1+cpu/p' requirements/torch.txt)
 
 .PHONY: help setup locks run serve test test-fast test-environments test-chroot lint format grade \
-	bench bench-grading handout clean images test-containers image-sizes images-clean cloudbuild-local
+	bench bench-grading handout clean images test-containers image-sizes images-clean cloudbuild-local \
+	loadtest
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -111,6 +112,20 @@ images-clean:  ## remove the built images, cloudbuild-local's registry and runs,
 cloudbuild-local: setup  ## run a Cloud Build config locally: make cloudbuild-local CONFIG=deployment/cloudbuild_backend_v1.yaml
 	@test -n "$(CONFIG)" || { echo "usage: make cloudbuild-local CONFIG=<cloudbuild yaml> [SUBSTITUTIONS=_KEY=value,...] [FRESH=1] [STAND_INS=1]" >&2; exit 2; }
 	$(BIN)/python -m tools.cloudbuild_local $(CONFIG) $(if $(SUBSTITUTIONS),--substitutions=$(SUBSTITUTIONS)) $(if $(FRESH),--fresh-registry) $(if $(STAND_INS),--stand-ins)
+
+# ---- load test against objectives (tools/loadtest) ----------------------------
+USERS ?= 4
+SECONDS ?= 30
+MAX_REQUESTS ?= 5000
+SUCCESS ?= 99.5
+P95_MS ?= 1000
+loadtest: setup  ## load a service and judge it: make loadtest URL=<base url> [USERS=4 SECONDS=30 P95_MS=1000 SUCCESS=99.5]
+	@test -n "$(URL)" || { echo "usage: make loadtest URL=<service base URL> [USERS=4] [SECONDS=30] [MAX_REQUESTS=5000] [SUCCESS=99.5] [P95_MS=1000] [P99_MS=...] [MIN_RPS=...] [HEADER='Authorization: Bearer ...'] [OUT=build/loadtest]" >&2; exit 2; }
+	@$(UV) pip install --quiet --python $(BIN)/python -r requirements/loadtest.txt -c requirements/locks/dev.txt
+	$(BIN)/python -m tools.loadtest "$(URL)" --users $(USERS) --seconds $(SECONDS) \
+	  --max-requests $(MAX_REQUESTS) --success $(SUCCESS) --p95-ms $(P95_MS) \
+	  $(if $(P99_MS),--p99-ms $(P99_MS)) $(if $(MIN_RPS),--min-rps $(MIN_RPS)) \
+	  $(if $(OUT),--out "$(OUT)") $(if $(HEADER),--header "$(HEADER)")
 
 # BEGIN MASTER ONLY: make handout leaves these lines out of the student release.
 .PHONY: test-release

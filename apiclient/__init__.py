@@ -7,6 +7,7 @@ Streamlit itself, so the core stays importable where Streamlit is absent.
 from apiclient.client import ApiClient
 from apiclient.errors import (
     ApiClientError,
+    BackendAuthFailed,
     BackendError,
     BackendTimeout,
     BackendUnreachable,
@@ -19,6 +20,7 @@ from apiclient.settings import ClientSettings
 __all__ = [
     "ApiClient",
     "ApiClientError",
+    "BackendAuthFailed",
     "BackendError",
     "BackendTimeout",
     "BackendUnreachable",

@@ -16,6 +16,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ProtocolError
 from urllib3.util.retry import Retry
 
+from apiclient.auth import AUTH_NONE, IdTokenAuth, audience_of, id_token_source, refused_message
 from apiclient.errors import (
     ApiClientError,
     BackendError,
@@ -82,12 +83,19 @@ class ApiClient:
         connect_timeout: float = 3.05,
         read_timeout: float = 60.0,
         connect_retries: int = 2,
+        auth: str = AUTH_NONE,
     ) -> None:
         self.base_url = normalise_base_url(base_url)
         self.timeout = (connect_timeout, read_timeout)
+        self.auth = auth
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
-        adapter = HTTPAdapter(max_retries=connect_only_retry(connect_retries))
+        self.tokens = None
+        if auth != AUTH_NONE:  # a Google ID token for this backend (apiclient/auth.py)
+            self.tokens = id_token_source(audience_of(self.base_url))
+            self.session.auth = IdTokenAuth(self.tokens)
+        self.retry = connect_only_retry(connect_retries)
+        adapter = HTTPAdapter(max_retries=self.retry)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -99,6 +107,7 @@ class ApiClient:
             connect_timeout=settings.api_connect_timeout,
             read_timeout=settings.api_read_timeout,
             connect_retries=settings.api_connect_retries,
+            auth=settings.backend_auth,
         )
 
     def close(self) -> None:
@@ -173,11 +182,17 @@ class ApiClient:
         except requests.exceptions.RequestException as exc:
             raise ApiClientError(f"{method} {url} failed: {exc}") from exc
         with response:
-            return parse_response(response)
+            try:
+                return parse_response(response)
+            except BackendError as error:
+                if error.status in (401, 403):
+                    identity = self.tokens.identity if self.tokens else None
+                    message = refused_message(error.status, self.base_url, identity, self.auth)
+                    raise BackendError(error.status, "caller_refused", message) from error
+                raise
 
     def _attempts(self) -> int:
-        retry = self.session.get_adapter(self.base_url).max_retries
-        return 1 + (retry.connect or 0)
+        return 1 + (self.retry.connect or 0)
 
 
 def parse_response(response: requests.Response) -> dict[str, Any]:

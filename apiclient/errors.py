@@ -38,6 +38,12 @@ class BackendUnreachable(ApiClientError):
     kind = "unreachable"
 
 
+class BackendAuthFailed(ApiClientError):
+    """BACKEND_AUTH=id-token, but no ID token could be had (no metadata server, no key)."""
+
+    kind = "auth"
+
+
 class BackendTimeout(ApiClientError):
     """The backend accepted the connection but did not answer in time."""
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from apiclient.auth import BackendAuth
+
 
 class ClientSettings(BaseSettings):
     """SERVING_URL plus the client's timeouts and retry budget (API_* variables)."""
@@ -19,6 +21,10 @@ class ClientSettings(BaseSettings):
     # Cloud Run cold start can take tens of seconds, so reads get a long budget.
     api_read_timeout: float = Field(60.0, gt=0, description="seconds to wait for an answer")
     api_connect_retries: int = Field(2, ge=0, le=5, description="retries of failed connects")
+    # "id-token": call a private backend with a Google-signed ID token (apiclient/auth.py).
+    backend_auth: BackendAuth = Field(
+        "none", description="none | id-token (Cloud Run service-to-service authentication)"
+    )
 
 
 # The backends' default MAX_UPLOAD_BYTES (classifier/settings.py; a test keeps them equal).

@@ -232,6 +232,10 @@ def render_error(error: ApiClientError) -> None:
         st.error(f"The backend is unreachable. {error.message}")
     elif error.kind == "timeout":
         st.error(f"The backend timed out. {error.message}")
+    elif error.kind == "auth":
+        st.error(f"The frontend could not prove its identity to the backend. {error.message}")
+    elif isinstance(error, BackendError) and error.code == "caller_refused":
+        st.error(error.message)  # already says who refused whom, and the fix
     elif isinstance(error, BackendError):
         st.error(
             f"The backend refused the request (HTTP {error.status}, {error.code}): {error.message}"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import answers, assignment, sandbox
+from autograder import answers, assignment, extensions, sandbox
 from autograder.context import GradingContext, Options
 from autograder.engine import (
     ENVIRONMENT,
@@ -301,6 +301,12 @@ class GraderPlugin:
             )
         for line in summary_text(self.rubric, results, str(self.submission.root)).splitlines():
             terminalreporter.write_line(line)
+        going_further = extensions.review(self.submission.root, self.submission.layout)
+        feedback = extensions.feedback_text(*going_further)
+        if feedback:
+            terminalreporter.write_line("")
+            for line in feedback.splitlines():
+                terminalreporter.write_line(line)
         problems = [str(p) for p in self.manual.problems] if self.manual else []
         for problem in problems:
             terminalreporter.write_line(f"--manual-grades {self.manual.path}: {problem}", red=True)
@@ -334,6 +340,8 @@ class GraderPlugin:
                 extra,
                 preamble=self.confinement.describe(),
             )
+            if feedback:  # shown on Gradescope as a test worth nothing
+                data["tests"].append(extensions.gradescope_entry(feedback))
             write_results_json(Path(results_path), data)
             terminalreporter.write_line(f"results written to {results_path}")
         sheet = config.getoption("grading_sheet")

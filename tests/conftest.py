@@ -3,11 +3,18 @@ that run only when selected; the test process's __main__ kept as it was."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
 
 from tests.support.servers import start_service
+
+# google-auth looks for Google's metadata server (169.254.169.254) when it finds no
+# credentials. In the tests it finds a closed loopback port instead, in this process
+# and in every service started from it, unless a test points it at its own fake
+# (tests/support/metadata_server.py).
+os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
 
 # Groups that take minutes run only when selected by name (-m environments,
 # -m chroot, -m release, -m containers), whatever else -m says: `make test

@@ -23,6 +23,8 @@ FENCED = re.compile(r"^```(?:bash)?\n(.*?)^```", re.S | re.M)
 TOP_LEVEL = {path.name for path in REPO_ROOT.iterdir() if not path.name.startswith(".git")}
 # Made by a command the README shows, so absent from a fresh clone.
 GENERATED = ("build/", "grades-output/", ".venv/")
+# Made by students for the optional "Going further" exercises.
+STUDENT_MADE = ("deployment/extensions/",)
 
 
 def mentioned_paths() -> set[str]:
@@ -39,7 +41,11 @@ def mentioned_paths() -> set[str]:
             if first in TOP_LEVEL and not re.search(r"[<>*${}]|\.\.\.", word):
                 paths.add(word)
     # Paths a command makes, and the files students write, are checked elsewhere.
-    return {p for p in paths if not p.startswith(GENERATED) and p not in assignment.STUDENT_FILES}
+    return {
+        p
+        for p in paths
+        if not p.startswith(GENERATED + STUDENT_MADE) and p not in assignment.STUDENT_FILES
+    }
 
 
 def test_the_readme_mentions_many_paths():

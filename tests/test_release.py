@@ -8,6 +8,7 @@ empty folder and runs the release's own `make test` there, as a student would.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -256,6 +257,33 @@ def test_only_the_listed_tests_are_released_and_none_reads_the_solution(release)
             assert target.with_suffix(".py").is_file() or (target / "__init__.py").is_file(), (
                 f"{path} imports {module}, which the release leaves out"
             )
+
+
+def local_imports(path: Path) -> set[str]:
+    """The modules of this repository's own packages that `path` imports, anywhere in it."""
+    local = {entry.name for entry in REPO_ROOT.iterdir() if (entry / "__init__.py").is_file()}
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module]
+        else:
+            continue
+        found |= {name for name in names if name.split(".")[0] in local}
+    return found
+
+
+def test_every_released_module_imports_only_what_is_released(release):
+    """A released file that imports bench/ or solution/ breaks in the students' hands
+    (make loadtest once imported the benchmarks' photos)."""
+    missing = []
+    for path in sorted(release.rglob("*.py")):
+        for module in local_imports(path):
+            target = release / Path(*module.split("."))
+            if not (target.with_suffix(".py").is_file() or (target / "__init__.py").is_file()):
+                missing.append(f"{path.relative_to(release)} imports {module}")
+    assert missing == []
 
 
 def student_environment() -> dict[str, str]:

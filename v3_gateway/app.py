@@ -154,12 +154,7 @@ def create_app(
 def relay(client: ModelClient, reply: Reply) -> Response:
     """The model service's answer, as it sent it, if it is the API's JSON."""
     if not reply.is_api_json():
-        hint = ""
-        if reply.status in (401, 403):
-            hint = (
-                " The service refused the gateway: deploy it with --allow-unauthenticated "
-                "or let the gateway's service account invoke it."
-            )
+        hint = f" {client.refusal(reply.status)}" if reply.status in (401, 403) else ""
         raise errors.ModelServiceFailed(
             f"Model {client.name!r} answered HTTP {reply.status} without the API's JSON.{hint}",
             model=client.name,

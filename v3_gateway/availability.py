@@ -115,6 +115,8 @@ def probe(client: ModelClient) -> Status:
     name = client.name
     try:
         ready = client.probe("/ready")
+        if ready.status in (401, 403):
+            return Status(name, False, client.refusal(ready.status))
         if ready.status != 200:
             return Status(name, False, f"model service not ready (HTTP {ready.status})")
         listed = client.probe("/models").json().get("models", [])

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from apiclient.auth import BackendAuth
 from v3_gateway.routes import ModelRoute, RouteConfigError, build_routes, load_yaml, parse_pairs
 from webservice.api import UploadSettings
 from webservice.deadlines import FETCH_TOTAL_TIMEOUT_SECONDS, INFERENCE_ALLOWANCE_SECONDS
@@ -43,6 +44,8 @@ class GatewaySettings(UploadSettings):
     probe_timeout: float = Field(2.0, gt=0)
     probe_cache_seconds: float = Field(2.0, ge=0)
     max_response_bytes: int = Field(1024 * 1024, gt=0)
+    # "id-token": call private model services with a Google ID token (apiclient/auth.py).
+    backend_auth: BackendAuth = Field("none", description="none | id-token")
 
     @model_validator(mode="after")
     def _check_routes(self) -> GatewaySettings:

@@ -11,6 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from apiclient.auth import AUTH_ID_TOKEN, audience_of, id_token_source, refused_message
+from apiclient.errors import BackendAuthFailed
 from v3_gateway.breaker import CircuitBreaker, CircuitOpen
 from v3_gateway.routes import ModelRoute
 from v3_gateway.settings import GatewaySettings
@@ -91,6 +93,29 @@ class ModelClient:
         self.slots = threading.BoundedSemaphore(settings.max_in_flight_per_model)
         # When a prediction last succeeded (time.monotonic()): fresher than any probe.
         self.answered_at = float("-inf")
+        # BACKEND_AUTH=id-token: an ID token for this model's URL on every call, from the
+        # metadata server, shared by the worker's threads and kept until near expiry.
+        self.tokens = None
+        if settings.backend_auth == AUTH_ID_TOKEN:
+            self.tokens = id_token_source(audience_of(route.url))
+
+    def auth_headers(self) -> tuple[str, ...]:
+        """Authorization for this call, or nothing; raises BackendAuthFailed."""
+        if self.tokens is None:
+            return ()
+        return (f"Authorization: Bearer {self.tokens.token()}",)
+
+    def refusal(self, status: int) -> str:
+        """Why the model service answered 401/403, and what to grant to whom."""
+        identity = self.tokens.identity if self.tokens else None
+        return refused_message(
+            status,
+            self.route.url,
+            identity,
+            self.settings.backend_auth,
+            caller="gateway",
+            callee=f"model service of {self.name!r}",
+        )
 
     @property
     def name(self) -> str:
@@ -165,11 +190,15 @@ class ModelClient:
                 timeouts=timeouts,
                 max_bytes=self.settings.max_response_bytes,
                 body=body,
-                headers=(f"Content-Type: {content_type}", *POST_HEADERS),
+                headers=(f"Content-Type: {content_type}", *POST_HEADERS, *self.auth_headers()),
                 abandoned=client_gone,
             )
         except TransportError as exc:
             raise self._failure(exc, timeouts) from None
+        except BackendAuthFailed as exc:
+            raise errors.ModelUnavailable(
+                f"The gateway cannot call model {self.name!r}: {exc.message}", model=self.name
+            ) from None
         return Reply.of(answer)
 
     def _failure(self, exc: TransportError, timeouts: Timeouts) -> errors.ApiError:
@@ -203,8 +232,12 @@ class ModelClient:
 
     def probe(self, path: str) -> Reply:
         """A short GET for /ready or /models: no breaker, no slot, short timeouts.
-        Raises TransportError when the service cannot be reached."""
+        Raises TransportError when the service cannot be reached (or no token be had)."""
         timeout = self.settings.probe_timeout
+        try:
+            headers = self.auth_headers()
+        except BackendAuthFailed as exc:
+            raise TransportError("auth", exc.message) from None
         answer = exchange(
             self.handles.get(),
             self.route.url + path,
@@ -214,5 +247,6 @@ class ModelClient:
                 total=timeout,
             ),
             max_bytes=self.settings.max_response_bytes,
+            headers=headers,
         )
         return Reply.of(answer)

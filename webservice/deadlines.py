@@ -28,7 +28,7 @@ CUT_MARGIN_SECONDS = 0.5
 # A URL predict's image download, name lookup and redirects included.
 FETCH_TOTAL_TIMEOUT_SECONDS = 5.0
 # A margin for a model service's inference on a loaded instance, waiting for its
-# turn included (docs/performance.md has the measured inference times).
+# turn included (the performance notes have the measured inference times).
 INFERENCE_ALLOWANCE_SECONDS = 2.0
 
 

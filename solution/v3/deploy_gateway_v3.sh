@@ -35,6 +35,26 @@ for model in "${models[@]}"; do
 done
 model_services="$(IFS=,; echo "${routes[*]}")"
 
+# PRIVATE_MODELS=1 (the model services were deployed private): the gateway
+# runs as its own service account, which may invoke each model service, and
+# signs each upstream call with an ID token (BACKEND_AUTH=id-token).
+identity=()
+auth_env=""
+if [[ "${PRIVATE_MODELS:-0}" == 1 ]]; then
+  account="v3-gateway@$project.iam.gserviceaccount.com"
+  if [[ -z "$(gcloud iam service-accounts list --filter="email=$account" --format='value(email)')" ]]; then
+    gcloud iam service-accounts create v3-gateway --display-name="v3-gateway: calls the models"
+  fi
+  for model in "${models[@]}"; do
+    gcloud run services add-iam-policy-binding "model-${model//_/-}" \
+      --region="$region" \
+      --member="serviceAccount:$account" \
+      --role=roles/run.invoker
+  done
+  identity=(--service-account="$account")
+  auth_env=";BACKEND_AUTH=id-token"
+fi
+
 # gcloud splits --set-env-vars at commas, and MODEL_SERVICES holds commas:
 # the leading ^;^ makes ';' the separator instead (see `gcloud topic escaping`).
 # The first model listed is the default. Each user's model choice lives in a
@@ -51,4 +71,5 @@ gcloud run deploy v3-gateway \
   --timeout=120 \
   --session-affinity \
   --allow-unauthenticated \
-  --set-env-vars="^;^MODEL_SERVICES=$model_services;SESSION_COOKIE_SECURE=true"
+  ${identity[@]+"${identity[@]}"} \
+  --set-env-vars="^;^MODEL_SERVICES=$model_services;SESSION_COOKIE_SECURE=true$auth_env"

@@ -19,10 +19,15 @@ registry="$region-docker.pkg.dev/$project/$repository"
 read -r -a models <<< "${MODELS:-efficientnet_lite0 resnet18}"
 
 image="$registry/backend-v1:latest"
+# Public like the v1 and v2 backends. PRIVATE_MODELS=1 keeps them private:
+# only the gateway's service account may call them (deploy_gateway_v3.sh
+# grants it, and the gateway sends an ID token; solution/extensions/).
+access="--allow-unauthenticated"
+if [[ "${PRIVATE_MODELS:-0}" == 1 ]]; then
+  access="--no-allow-unauthenticated"
+fi
 for model in "${models[@]}"; do
   # One worker per 1-vCPU instance: Cloud Run scales out by adding instances.
-  # Public like the v1 and v2 backends; see docs/design/gateway.md for
-  # keeping them private behind the gateway.
   gcloud run deploy "model-${model//_/-}" \
     --image="$image" \
     --region="$region" \
@@ -31,6 +36,6 @@ for model in "${models[@]}"; do
     --cpu=1 \
     --cpu-boost \
     --max-instances=3 \
-    --allow-unauthenticated \
+    "$access" \
     --set-env-vars="MODEL_NAME=$model,WEB_CONCURRENCY=1"
 done

@@ -130,11 +130,15 @@ def start(
     env: dict[str, str],
     join: Container | None = None,
     read_only: bool = True,
+    mounts: dict[Path, str] | None = None,
 ) -> Container:
+    """`mounts`: files or folders of the host, bind-mounted read-only at the given paths."""
     name = f"contract-{image.rsplit('/', 1)[-1].split(':')[0]}-{uuid.uuid4().hex[:6]}"
     flags = ["--detach", "--name", name, "--env", f"PORT={port}"]
     for key, value in env.items():
         flags += ["--env", f"{key}={value}"]
+    for source, target in (mounts or {}).items():
+        flags += ["--volume", f"{source}:{target}:ro"]
     flags += ["--network", f"container:{join.id}" if join else "none"]
     if read_only:
         flags += ["--read-only", "--tmpfs", "/tmp:rw,mode=1777"]

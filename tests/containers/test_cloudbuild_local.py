@@ -11,7 +11,9 @@ serves a student's builds, so later builds find what earlier ones pushed:
     Cloud Build had pushed it, so that the CUDA-sized stand-in base is built
     once, not twice; both backend configs then run end to end from its cache.
     Pushing and pulling that base moves gigabytes: CI leaves this one out
-    (marker by_hand), `make test-containers` runs it.
+    (marker by_hand), `make test-containers` runs it. The deploy-on-push
+    reference (Going further) runs last, from the same cache: its deploy
+    step is recorded, never run.
 """
 
 from __future__ import annotations
@@ -163,3 +165,10 @@ def test_the_backend_configs_run_end_to_end_from_the_pushed_base(folder, engine)
             build_base_cached_s=step_seconds(summary, "build-base"),
             whole_build_s=round(summary["seconds"], 1),
         )
+    # Deploy on push (Going further): the same build from the same cache, then the
+    # Cloud SDK deploy step, recorded with this build's image and never run.
+    config = SOLUTION / "extensions" / "cloudbuild_deploy_backend_v1.yaml"
+    status, output, summary = cloudbuild_local(folder, config)
+    assert status == 0, output
+    assert [s["status"] for s in summary["steps"]] == ["SUCCESS"] * 5 + ["RECORDED"]
+    assert "[emulation] not run: gcloud run deploy backend-v1 --image=" in output
