@@ -2,8 +2,8 @@
 
 With BACKEND_AUTH=id-token, each request carries `Authorization: Bearer <ID
 token>` whose audience is the called service's URL (scheme and host), the way
-Cloud Run checks callers of a private service (one deployed with
---no-allow-unauthenticated). The token comes from google-auth's standard
+Cloud Run checks callers of a private service (one that does not allow
+unauthenticated calls). The token comes from google-auth's standard
 lookup: GOOGLE_APPLICATION_CREDENTIALS when it names a service-account key,
 else the metadata server of the Cloud Run instance (GCE_METADATA_HOST and
 GCE_METADATA_IP move it, which is how the tests use a fake one on loopback).
@@ -152,6 +152,8 @@ def refused_message(
         )
     return (
         f"The {callee} refused the call (HTTP {status}): it accepts only authenticated callers. "
-        f"Either deploy it with --allow-unauthenticated, or set BACKEND_AUTH=id-token on the "
-        f"{caller} and grant its service account roles/run.invoker on {service}."
+        # Named by what it does, not by its flag: making a service public is part of Q3.
+        "Either make it public (`gcloud run deploy --help` lists the flag that allows "
+        f"unauthenticated calls), or set BACKEND_AUTH=id-token on the {caller} and grant its "
+        f"service account roles/run.invoker on {service}."
     )

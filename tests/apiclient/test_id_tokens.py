@@ -196,6 +196,7 @@ def test_a_refusal_without_backend_auth_explains_both_ways_out():
     assert cloud_run_service(url) == "backend-v1"
     message = refused_message(403, url, None, "none")
     assert "accepts only authenticated callers" in message
-    assert "--allow-unauthenticated" in message
+    assert "`gcloud run deploy --help` lists the flag" in message
+    assert "--allow-unauthenticated" not in message  # Q3 asks for it: --help teaches it
     assert "BACKEND_AUTH=id-token" in message
     assert "roles/run.invoker on backend-v1" in message

@@ -157,7 +157,7 @@ def test_non_json_answers_become_a_clear_502(tmp_path, httpserver, model_stub):
     error = answer.get_json()["error"]
     assert error["code"] == "model_service_failed"
     assert error["upstream_status"] == 403
-    assert "--allow-unauthenticated" in error["message"]
+    assert "allows unauthenticated calls" in error["message"]
 
 
 def test_dead_model_gets_503_then_an_open_circuit(tmp_path, dead_url):
