@@ -10,8 +10,8 @@ serves a student's builds, so later builds find what earlier ones pushed:
     same build arguments), is pushed to the registry first, as if an earlier
     Cloud Build had pushed it, so that the CUDA-sized stand-in base is built
     once, not twice; both backend configs then run end to end from its cache.
-    Pushing and pulling that base moves gigabytes: CI leaves this one out
-    (marker by_hand), `make test-containers` runs it. The deploy-on-push
+    Pushing and pulling that base moves gigabytes: a quick run by hand may
+    leave this one out (marker by_hand); `make test-containers` and CI run it. The deploy-on-push
     reference (Going further) runs last, from the same cache: its deploy
     step is recorded, never run.
 """
