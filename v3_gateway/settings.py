@@ -11,11 +11,11 @@ from pydantic_settings import SettingsConfigDict
 from apiclient.auth import BackendAuth
 from v3_gateway.routes import ModelRoute, RouteConfigError, build_routes, load_yaml, parse_pairs
 from webservice.api import UploadSettings
-from webservice.deadlines import FETCH_TOTAL_TIMEOUT_SECONDS, INFERENCE_ALLOWANCE_SECONDS
+from webservice.deadlines import INFERENCE_ALLOWANCE_SECONDS, FetchDeadlineSettings
 from webservice.server import ServerSettings
 
 
-class GatewaySettings(UploadSettings):
+class GatewaySettings(UploadSettings, FetchDeadlineSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
     model_services: str = Field("", description="name=url,name=url")
@@ -25,12 +25,11 @@ class GatewaySettings(UploadSettings):
     # How long a model service may take to accept a connection.
     upstream_connect_timeout: float = Field(3.05, gt=0)
     # A model service's worst case for one /predict: its download of an image URL,
-    # FETCH_TOTAL_TIMEOUT (the model services' own variable, with their default:
-    # set it here as there), then the inference and its wait for a turn,
+    # FETCH_TOTAL_TIMEOUT (FetchDeadlineSettings: the model services' own variable and
+    # default, set it here as there), then the inference and its wait for a turn,
     # UPSTREAM_INFERENCE_TIMEOUT (a cold instance's start counts too). Past both the
     # service is hung: the gateway answers 504 and counts a failure against its circuit.
     # Defaults: the shared stop budget's (webservice/deadlines.py).
-    fetch_total_timeout: float = Field(FETCH_TOTAL_TIMEOUT_SECONDS, gt=0)
     upstream_inference_timeout: float = Field(INFERENCE_ALLOWANCE_SECONDS, gt=0)
     # At most this many requests per model in flight per gateway worker. Keep it
     # below GUNICORN_THREADS so that one slow model leaves threads for the others.
